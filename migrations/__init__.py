@@ -1,0 +1,1 @@
+"""Alembic script directory for phasegate's reliability schema (see README.md here)."""

@@ -1,0 +1,84 @@
+"""Move a database between the named points of ``migrations/points.py``."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+
+from alembic.util import CommandError
+
+from ledger.errors import PhasegateError
+from migrations.config import alembic_config
+from migrations.points import POINTS
+
+
+class MigrationError(PhasegateError):
+    """A migration could not run."""
+
+
+class UnknownMigrationState(MigrationError):
+    """The database's alembic_version names a revision this kit does not ship."""
+
+
+def resolve(point: str) -> str:
+    """A point name (baseline|kit|expand|contract|head), a shipped revision id or 'base'."""
+    if point in ("head", "base"):
+        return point
+    if point in POINTS:
+        return POINTS[point]
+    if point in known_revisions():
+        return point
+    raise MigrationError(
+        f"unknown migration point {point!r}; choose one of {', '.join([*POINTS, 'head'])}")
+
+
+def _run(fn, url: str, point: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fn(alembic_config(url), resolve(point))
+    except CommandError as exc:
+        raise MigrationError(f"alembic: {exc}") from exc
+
+
+def upgrade(url: str, point: str = "head") -> None:
+    _run(command.upgrade, url, point)
+
+
+def downgrade(url: str, point: str) -> None:
+    _run(command.downgrade, url, point)
+
+
+def stamp(url: str, point: str) -> None:
+    _run(command.stamp, url, point)
+
+
+def known_revisions() -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in script.walk_revisions()]
+
+
+def current(url: str) -> str | None:
+    """The database's revision (None when never migrated); refuses foreign revisions."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    if not heads:
+        return None
+    if len(heads) > 1:
+        raise UnknownMigrationState(f"database has several migration heads: {', '.join(heads)}")
+    if heads[0] not in known_revisions():
+        raise UnknownMigrationState(
+            f"database is at revision {heads[0]!r}, which phasegate does not ship; refusing to guess")
+    return heads[0]
+
+
+def point_of(revision: str | None) -> str | None:
+    """The point name a revision ends, if it is one."""
+    for name, rev in POINTS.items():
+        if rev == revision:
+            return name
+    return None

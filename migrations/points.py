@@ -1,0 +1,30 @@
+"""Named migration points the rollout moves between.
+
+The revision history is one straight line; a *point* names the revision that ends a group.
+The rollout engine upgrades or downgrades to a point, never to an arbitrary revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BASELINE = "p0001_baseline"
+KIT = "p0002_kit"
+EXPAND = "p0009_expand_dead_letter_fk"
+CONTRACT = "p0010_contract_legacy_job_index"
+
+POINTS: dict[str, str] = {
+    "baseline": BASELINE,
+    "kit": KIT,
+    "expand": EXPAND,
+    "contract": CONTRACT,
+}
+HEAD = CONTRACT
+
+
+@dataclass(frozen=True)
+class RevisionGroup:
+    """Which group a revision belongs to, from its ``phase`` module attribute."""
+
+    revision: str
+    phase: str  # baseline | kit | expand | contract

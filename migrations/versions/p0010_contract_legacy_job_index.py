@@ -1,0 +1,25 @@
+"""contract: drop the baseline (status, run_at) index, replaced by the partial claim index
+
+Reversible: the downgrade rebuilds it CONCURRENTLY. The contract phase's irreversible steps
+(expiring legacy Redis keys) live in the rollout, not here.
+"""
+
+from __future__ import annotations
+
+from migrations import safe_ddl
+
+revision = "p0010_contract_legacy_job_index"
+down_revision = "p0009_expand_dead_letter_fk"
+branch_labels = None
+depends_on = None
+phase = "contract"
+
+
+def upgrade() -> None:
+    safe_ddl.drop_index_concurrently("ix_background_job_status_run_at")
+
+
+def downgrade() -> None:
+    safe_ddl.create_index_concurrently(
+        "ix_background_job_status_run_at", "background_job", "status, run_at"
+    )
