@@ -1,23 +1,11 @@
-"""Invoke entry point: thin tasks that parse flags and call into the packages.
-
-Run ``invoke --list`` for the tasks and ``invoke --help TASK`` for each one's flags.
-"""
+"""``invoke local.up`` / ``local.stop``: the embedded, persistent Postgres + Redis."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from invoke import task
 
-from invoke import Collection, Exit, task
-
-from infra.ephemeral import ServerUnavailable
-from ledger.errors import PhasegateError, mask_secrets
-
-PROJECT = Path(__file__).resolve().parent
-
-
-def _fail(exc: BaseException) -> Exit:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return Exit(f"phasegate: {mask_secrets(first)}", code=1)
+from ledger.errors import mask_secrets
+from tasks._cli import PROJECT, clean_errors
 
 
 @task(help={"point": "migration point to reach: baseline | kit | expand | contract | head"})
@@ -26,11 +14,9 @@ def up(c, point="baseline"):
     from infra import local
     from migrations import api
 
-    try:
+    with clean_errors():
         st = local.up(PROJECT)
         api.upgrade(st.pg_url, point)
-    except (PhasegateError, ServerUnavailable) as exc:
-        raise _fail(exc) from None
     print(f"local postgres: {mask_secrets(st.pg_url)}")
     print(f"local redis:    {st.redis_url}")
     print(f"migrated to:    {point} ({api.current(st.pg_url)})")
@@ -43,6 +29,3 @@ def stop(c):
 
     print("stopped" if local.down(PROJECT) else "nothing was running")
 
-
-local_ns = Collection("local", up, stop)
-ns = Collection(local_ns)
