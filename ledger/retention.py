@@ -1,0 +1,70 @@
+"""Bounded pruning of run-ledger history (runs and dispatch windows older than N days).
+
+Batched deletes (``LIMIT`` + ``SKIP LOCKED``), each its own short transaction, so pruning
+never holds many row locks nor blocks a writer; it stops after ``max_batches`` to stay
+bounded per call. Never deletes a row inside its dedupe window, a RUNNING run, or a run
+whose job has an OPEN dead letter. The application runs it (e.g. from its maintenance
+cron) only while the ``retention`` flag is ``on``; the rollout's retention phase turns it on
+and runs the first prune.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+_NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$")
+
+
+@functools.cache
+def _queries() -> dict[str, str]:
+    blocks: dict[str, list[str]] = {}
+    current = None
+    for line in Path(__file__).with_name("retention.sql").read_text().splitlines():
+        m = _NAME.match(line)
+        if m:
+            current = m.group(1)
+            blocks[current] = []
+        elif current and not line.startswith("--"):
+            blocks[current].append(line)
+    return {k: "\n".join(v).strip().rstrip(";") for k, v in blocks.items()}
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    cutoff: datetime
+    runs_deleted: int
+    windows_deleted: int
+    batches: int
+    complete: bool  # False when max_batches stopped it before the backlog was gone
+
+
+def cutoff_for(retention_days: float, now: datetime | None = None) -> datetime:
+    return (now or datetime.now(UTC)) - timedelta(days=retention_days)
+
+
+def prune(engine: Engine, retention_days: float, *, batch_size: int = 5000,
+          max_batches: int = 10_000, cutoff: datetime | None = None) -> PruneResult:
+    """Delete history older than ``retention_days`` in batches; returns what it did."""
+    if retention_days <= 0:
+        raise ValueError("retention_days must be positive")
+    cutoff = cutoff or cutoff_for(retention_days)
+    q = _queries()
+    counts = {"prune_runs": 0, "prune_windows": 0}
+    batches = 0
+    for name in counts:
+        while batches < max_batches:
+            with engine.begin() as conn:
+                deleted = conn.execute(text(q[name]), {"cutoff": cutoff, "batch_size": batch_size}).rowcount
+            batches += 1
+            counts[name] += deleted
+            if deleted < batch_size:
+                break
+    return PruneResult(cutoff, counts["prune_runs"], counts["prune_windows"], batches,
+                       complete=batches < max_batches)
