@@ -10,30 +10,17 @@ and runs the first prune.
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-_NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$")
+from ledger.sqlfiles import query
 
 
-@functools.cache
-def _queries() -> dict[str, str]:
-    blocks: dict[str, list[str]] = {}
-    current = None
-    for line in Path(__file__).with_name("retention.sql").read_text().splitlines():
-        m = _NAME.match(line)
-        if m:
-            current = m.group(1)
-            blocks[current] = []
-        elif current and not line.startswith("--"):
-            blocks[current].append(line)
-    return {k: "\n".join(v).strip().rstrip(";") for k, v in blocks.items()}
+def _q(name: str) -> str:
+    return query(__file__, "retention.sql", name)
 
 
 @dataclass(frozen=True)
@@ -55,13 +42,12 @@ def prune(engine: Engine, retention_days: float, *, batch_size: int = 5000,
     if retention_days <= 0:
         raise ValueError("retention_days must be positive")
     cutoff = cutoff or cutoff_for(retention_days)
-    q = _queries()
     counts = {"prune_runs": 0, "prune_windows": 0}
     batches = 0
     for name in counts:
         while batches < max_batches:
             with engine.begin() as conn:
-                deleted = conn.execute(text(q[name]), {"cutoff": cutoff, "batch_size": batch_size}).rowcount
+                deleted = conn.execute(text(_q(name)), {"cutoff": cutoff, "batch_size": batch_size}).rowcount
             batches += 1
             counts[name] += deleted
             if deleted < batch_size:
