@@ -1,0 +1,335 @@
+"""The rollout engine: one phase at a time, gated, with automated rollback.
+
+``Rollout(target).apply("cutover")`` takes the target's lock, installs the kit's tables if
+needed, checks the phase order, runs preflight, writes the rollback plan to disk, runs the
+actions (resuming after a crash), runs the gate, and rolls back automatically when an
+action or the gate fails. ``rollback(to=...)`` undoes phases newest first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from ledger.errors import PhasegateError
+from migrations import api as migrations_api
+from migrations.points import BASELINE, KIT
+from rollout import executor, plan
+from rollout.environments import Target
+from rollout.errors import (
+    ActionFailed,
+    ConfigError,
+    GateFailed,
+    IrreversibleStep,
+    OutOfOrder,
+    PreflightFailed,
+    RollbackFailed,
+    RolloutError,
+)
+from rollout.phase import PHASE_ORDER, Phase, PhaseContext
+from rollout.phases import PHASES
+from rollout.state import (
+    APPLIED,
+    APPLYING,
+    FAILED,
+    GATED,
+    ROLLED_BACK,
+    ROLLING_BACK,
+    StateStore,
+    TargetLock,
+)
+
+log = logging.getLogger("phasegate.rollout")
+
+DONE = (GATED,)
+INACTIVE = ("pending", ROLLED_BACK)
+
+
+class _Adapter(logging.LoggerAdapter):
+    def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        tag = f"[{extra.get('rollout_id', '-')}/{extra.get('phase', '-')}/{extra.get('action_id', '-')}]"
+        return f"{tag} {msg}", kwargs
+
+
+@dataclass
+class PhaseReport:
+    phase: str
+    direction: str
+    outcome: str  # gated | rolled_back | failed | already_done | dry_run
+    seconds: float
+    gate: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+def phase_named(name: str) -> Phase:
+    key = name.replace("-", "_")
+    if key not in PHASES:
+        raise ConfigError(f"unknown phase {name!r}; phases in order: {', '.join(PHASE_ORDER)}")
+    return PHASES[key]
+
+
+class Rollout:
+    """A rollout of one target, run by one actor."""
+
+    def __init__(self, target: Target, actor: str, *, project: Path | None = None,
+                 show_progress: bool = False, plans_dir: Path | None = None) -> None:
+        self.target, self.actor = target, actor
+        self.project = project or Path.cwd()
+        self.plans_dir = plans_dir or self.project / "plans" / target.name
+        self.show_progress = show_progress
+        self.engine: Engine = create_engine(target.db_url, pool_pre_ping=True, pool_size=2,
+                                            max_overflow=2)
+        self.store = StateStore(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _context(self, phase: Phase, rollout_id: str, state: Any) -> PhaseContext:
+        adapter = _Adapter(log, {"rollout_id": rollout_id, "phase": phase.name, "target": self.target.name})
+        return PhaseContext(
+            target=self.target, engine=self.engine,
+            redis=redis_lib.Redis.from_url(self.target.redis_url, socket_timeout=10),
+            settings=self.target.settings, actor=self.actor, rollout_id=rollout_id,
+            store=self.store, state=state, log=adapter, show_progress=self.show_progress,
+        )
+
+    def _check_reachable(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            raise RolloutError(f"cannot reach the database of {self.target.name}: "
+                               f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
+
+    def ensure_kit(self) -> None:
+        """Adopt the application's baseline and install phasegate's own tables (additive)."""
+        rev = migrations_api.current(self.target.db_url)
+        if rev is None:
+            with self.engine.connect() as conn:
+                has_jobs = conn.execute(text("SELECT to_regclass('background_job') IS NOT NULL")).scalar()
+            if not has_jobs:
+                raise RolloutError(
+                    f"{self.target.name} has no background_job table and no migration state: "
+                    "not the application's database? (for a demo: invoke demo)")
+            migrations_api.stamp(self.target.db_url, BASELINE)
+            rev = BASELINE
+        if rev == BASELINE:
+            migrations_api.upgrade(self.target.db_url, KIT)
+            self.store.event("bootstrap", "kit", "kit_installed", self.actor, outcome="ok",
+                             detail={"revision": KIT})
+
+    def _order_check(self, phase: Phase) -> None:
+        idx = PHASE_ORDER.index(phase.name)
+        for earlier in PHASE_ORDER[:idx]:
+            st = self.store.get(earlier)
+            if st.status not in DONE:
+                raise OutOfOrder(
+                    phase.name, f"{earlier} is {st.status}, not complete with its gate passed",
+                    f"invoke rollout --env {self.target.name} --phase {earlier}")
+        for later in PHASE_ORDER[idx + 1:]:
+            st = self.store.get(later)
+            if st.status not in INACTIVE:
+                raise OutOfOrder(
+                    phase.name, f"{later} is {st.status}; roll it back first",
+                    f"invoke rollout --env {self.target.name} --rollback --to {phase.name}")
+        st = self.store.get(phase.name)
+        if st.status == ROLLING_BACK:
+            raise OutOfOrder(phase.name, "its rollback was interrupted",
+                             f"invoke rollout --env {self.target.name} --rollback --to {_previous(phase.name)}")
+
+    def _confirm_irreversible(self, phase: Phase, yes: bool, confirm_env: str | None) -> None:
+        irreversible = [a.id for a in phase.plan() if a.irreversible]
+        if not irreversible:
+            return
+        if not yes:
+            raise IrreversibleStep(phase.name, ", ".join(irreversible),
+                                   "refusing to run without --yes (read the plan first: "
+                                   f"invoke plan --env {self.target.name} --phase {phase.name})")
+        if self.target.production and confirm_env != self.target.name:
+            raise IrreversibleStep(phase.name, ", ".join(irreversible),
+                                   f"{self.target.name} is production: type its name back with "
+                                   f"--confirm {self.target.name}")
+
+    # ------------------------------------------------------------------ public
+
+    def dry_run(self, phase_name: str) -> dict[str, Any]:
+        """What ``apply`` would do; reads only, changes nothing (not even the event log)."""
+        phase = phase_named(phase_name)
+        self._check_reachable()
+        refusal = None
+        if self.store.installed():
+            try:
+                self._order_check(phase)
+            except OutOfOrder as exc:
+                refusal = str(exc)
+        st = self.store.get(phase.name)
+        return {
+            "phase": phase.name, "target": self.target.name, "status": st.status,
+            "would_refuse": refusal,
+            "actions": [{"id": a.id, "title": a.title, "done": a.id in st.completed_actions,
+                         "irreversible": a.irreversible} for a in phase.plan()],
+            "gate": phase.gate_description,
+        }
+
+    def apply(self, phase_name: str, *, yes: bool = False, confirm_env: str | None = None,
+              auto_rollback: bool = True) -> PhaseReport:
+        phase = phase_named(phase_name)
+        self._check_reachable()
+        t0 = time.monotonic()
+        with TargetLock(self.target.dsn, self.target.name, self.actor):
+            self.ensure_kit()
+            st = self.store.get(phase.name)
+            if st.status == GATED:
+                return PhaseReport(phase.name, "forward", "already_done", 0.0, st.gate_results,
+                                   message=f"{phase.name} is already complete; next: {_next(phase.name)}")
+            self._order_check(phase)
+            self._confirm_irreversible(phase, yes, confirm_env)
+            resuming = st.status in (APPLYING, APPLIED, FAILED) and st.rollout_id
+            rollout_id = st.rollout_id if resuming else uuid.uuid4().hex[:12]
+            if not resuming:
+                st.completed_actions, st.checkpoint, st.gate_results = [], {}, []
+                st.started_at = datetime.now(UTC)
+            st.rollout_id, st.actor = rollout_id, self.actor
+            ctx = self._context(phase, rollout_id, st)
+            reasons = phase.preflight(ctx)
+            if reasons:
+                self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,
+                                 outcome="refused", detail={"reasons": reasons})
+                raise PreflightFailed(phase.name, reasons)
+            written = plan.write(self.target, self.plans_dir, phase.name, self.engine)
+            self.store.event(rollout_id, phase.name, "resumed" if resuming else "started", self.actor,
+                             detail={"plan": [str(p) for p in written]})
+            actions = phase.plan()
+            try:
+                executor.run_forward(ctx, actions)
+            except ActionFailed as exc:
+                raise self._after_failure(ctx, phase, actions, exc, auto_rollback) from exc.cause
+            return self._gate(ctx, phase, actions, auto_rollback, t0)
+
+    def _gate(self, ctx: PhaseContext, phase: Phase, actions: list[Any], auto_rollback: bool,
+              t0: float) -> PhaseReport:
+        st = ctx.state
+        st.status = APPLIED
+        self.store.save(st)
+        results = phase.gate(ctx)
+        st.gate_results = [r.to_dict() for r in results]
+        failed = [r.check_id for r in results if r.verdict.value == "fail"]
+        self.store.event(ctx.rollout_id, phase.name, "gate", self.actor,
+                         outcome="fail" if failed else "pass",
+                         detail={"results": [{"check": r.check_id, "verdict": r.verdict.value,
+                                              "summary": r.summary} for r in results]})
+        if failed:
+            st.status = FAILED
+            self.store.save(st)
+            if not auto_rollback:
+                raise GateFailed(phase.name, failed, "left applied (--no-auto-rollback); "
+                                 f"roll back with: invoke rollout --env {self.target.name} --rollback")
+            outcome = self._auto_rollback(ctx, actions, f"gate failed: {', '.join(failed)}")
+            raise GateFailed(phase.name, failed, outcome)
+        st.status = GATED
+        self.store.save(st)
+        self.store.event(ctx.rollout_id, phase.name, "completed", self.actor, outcome="gated")
+        return PhaseReport(phase.name, "forward", "gated", round(time.monotonic() - t0, 3),
+                           st.gate_results, list(st.completed_actions))
+
+    def _after_failure(self, ctx: PhaseContext, phase: Phase, actions: list[Any], exc: ActionFailed,
+                       auto_rollback: bool) -> RolloutError:
+        ctx.state.status = FAILED
+        self.store.save(ctx.state)
+        if not auto_rollback:
+            return ActionFailed(phase.name, exc.action_id, exc.cause,
+                                "left as is (--no-auto-rollback); re-run to resume or --rollback")
+        return ActionFailed(phase.name, exc.action_id, exc.cause,
+                            self._auto_rollback(ctx, actions, f"action {exc.action_id} failed"))
+
+    def _auto_rollback(self, ctx: PhaseContext, actions: list[Any], why: str) -> str:
+        self.store.event(ctx.rollout_id, ctx.state.phase, "auto_rollback", self.actor, detail={"why": why})
+        try:
+            executor.run_backward(ctx, actions)
+        except (RollbackFailed, IrreversibleStep) as err:
+            return f"automatic rollback failed too: {err}"
+        self.store.event(ctx.rollout_id, ctx.state.phase, "rolled_back", self.actor, outcome="ok")
+        return "rolled back automatically to the previous phase's state"
+
+    def rollback(self, to: str | None = None) -> list[PhaseReport]:
+        """Undo phases newest first: all after ``to`` (a phase name, or 'baseline'),
+        or only the newest active phase when ``to`` is None."""
+        self._check_reachable()
+        if to is not None and to != "baseline":
+            phase_named(to)
+        reports: list[PhaseReport] = []
+        with TargetLock(self.target.dsn, self.target.name, self.actor):
+            if not self.store.installed():
+                raise RolloutError(f"nothing to roll back on {self.target.name}: no rollout has run")
+            active = [p for p in PHASE_ORDER if self.store.get(p).status not in INACTIVE]
+            if to is None:
+                targets = active[-1:]
+            else:
+                keep = 0 if to == "baseline" else PHASE_ORDER.index(to.replace("-", "_")) + 1
+                targets = [p for p in active if PHASE_ORDER.index(p) >= keep]
+            if not targets:
+                raise RolloutError(f"nothing to roll back on {self.target.name}"
+                                   + (f" after {to}" if to else ""))
+            for name in reversed(targets):
+                reports.append(self._rollback_phase(PHASES[name]))
+        return reports
+
+    def _rollback_phase(self, phase: Phase) -> PhaseReport:
+        t0 = time.monotonic()
+        st = self.store.get(phase.name)
+        rollout_id = st.rollout_id or uuid.uuid4().hex[:12]
+        ctx = self._context(phase, rollout_id, st)
+        reasons = phase.rollback_preflight(ctx)
+        if reasons:
+            self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,
+                             outcome="refused", detail={"reasons": reasons, "direction": "rollback"})
+            raise PreflightFailed(phase.name, reasons)
+        self.store.event(rollout_id, phase.name, "rollback_started", self.actor)
+        executor.run_backward(ctx, phase.plan())
+        self.store.event(rollout_id, phase.name, "rolled_back", self.actor, outcome="ok")
+        return PhaseReport(phase.name, "rollback", "rolled_back", round(time.monotonic() - t0, 3))
+
+    def status(self) -> dict[str, Any]:
+        self._check_reachable()
+        rev = migrations_api.current(self.target.db_url)
+        phases = []
+        for name in PHASE_ORDER:
+            st = self.store.get(name)
+            phases.append({
+                "phase": name, "status": st.status, "step": st.current_action,
+                "done": len(st.completed_actions), "of": len(PHASES[name].plan()),
+                "actor": st.actor, "updated_at": st.updated_at, "rollout_id": st.rollout_id,
+                "gate": [{"check": g.get("check_id"), "verdict": g.get("verdict")} for g in st.gate_results],
+            })
+        return {"target": self.target.name, "revision": rev,
+                "point": migrations_api.point_of(rev), "phases": phases,
+                "events": self.store.events(limit=15)}
+
+
+def _next(name: str) -> str:
+    idx = PHASE_ORDER.index(name)
+    return PHASE_ORDER[idx + 1] if idx + 1 < len(PHASE_ORDER) else "nothing: the rollout is complete"
+
+
+def _previous(name: str) -> str:
+    idx = PHASE_ORDER.index(name)
+    return PHASE_ORDER[idx - 1] if idx > 0 else "baseline"
+
+
+__all__ = ["PhaseReport", "Rollout", "phase_named", "PhasegateError"]

@@ -1,0 +1,160 @@
+"""Where a rollout runs: ``--env local`` (default), ``--env ci`` and configured environments.
+
+``local``  the embedded, persistent Postgres + Redis of ``infra/local.py`` (started on demand).
+``ci``     throwaway servers for the life of one command (``infra/ephemeral.py``).
+others     ``phasegate.toml`` in the project root::
+
+    [settings]                 # defaults for every environment
+    lock_timeout_ms = 2000
+
+    [environments.staging]
+    db_url_env = "STAGING_DATABASE_URL"     # the URL itself never lives in the file
+    redis_url_env = "STAGING_REDIS_URL"
+    production = false
+    [environments.staging.settings]
+    backfill_rows_per_second = 20000
+
+    [environments.prod]
+    pulumi_stack = "prod"                   # URLs from the stack's secret outputs
+    production = true
+
+Environment variables ``PHASEGATE_<ENV>_DB_URL`` / ``PHASEGATE_<ENV>_REDIS_URL`` override.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import ConfigError
+from rollout.settings import Settings
+
+CONFIG_FILE = "phasegate.toml"
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    db_url: str  # SQLAlchemy URL (postgresql+psycopg://) of a role that may run DDL
+    redis_url: str
+    production: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def dsn(self) -> str:
+        return self.db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def validate_env_name(name: str) -> str:
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        shown = name if isinstance(name, str) and len(name) < 40 and name.isprintable() else "<invalid>"
+        raise ConfigError(
+            f"invalid environment name {shown!r}: lowercase letters, digits, '-' and '_' only")
+    return name
+
+
+def load_config(project: Path) -> dict[str, Any]:
+    path = project / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_FILE} is malformed: {exc}") from exc
+    if not isinstance(data.get("environments", {}), dict) or not isinstance(data.get("settings", {}), dict):
+        raise ConfigError(f"{CONFIG_FILE}: [environments] and [settings] must be tables")
+    return data
+
+
+def _settings_for(config: dict[str, Any], env_cfg: dict[str, Any]) -> Settings:
+    base = Settings.from_mapping(config.get("settings", {}))
+    overrides = env_cfg.get("settings", {})
+    if not isinstance(overrides, dict):
+        raise ConfigError("environment settings must be a table")
+    return Settings.from_mapping(overrides, base)
+
+
+def known_environments(project: Path) -> list[str]:
+    return ["local", "ci", *sorted(load_config(project).get("environments", {}))]
+
+
+def _url_from(env_cfg: dict[str, Any], key: str, env_name: str, what: str) -> str | None:
+    override = os.environ.get(f"PHASEGATE_{env_name.upper().replace('-', '_')}_{what}_URL")
+    if override:
+        return override
+    var = env_cfg.get(f"{key}_env")
+    if var:
+        if not isinstance(var, str):
+            raise ConfigError(f"{key}_env must be the name of an environment variable")
+        return os.environ.get(var) or None
+    return None
+
+
+def _normalise_db_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if not url.startswith("postgresql+psycopg://"):
+        raise ConfigError("database URL must start with postgresql:// (psycopg 3 is the driver)")
+    return url
+
+
+def resolve_target(env_name: str, project: Path) -> Target:
+    """A configured (non-throwaway) environment; ``ci`` goes through :func:`open_target`."""
+    validate_env_name(env_name)
+    config = load_config(project)
+    if env_name == "local":
+        from infra import local
+
+        st = local.up(project)
+        return Target("local", st.pg_url, st.redis_url, False,
+                      Settings.from_mapping(config.get("settings", {})))
+    envs = config.get("environments", {})
+    if env_name not in envs:
+        raise ConfigError(
+            f"unknown environment {env_name!r}; known: {', '.join(known_environments(project))} "
+            f"(add [environments.{env_name}] to {CONFIG_FILE})")
+    env_cfg = envs[env_name]
+    if not isinstance(env_cfg, dict):
+        raise ConfigError(f"[environments.{env_name}] must be a table")
+    db_url = _url_from(env_cfg, "db_url", env_name, "DB")
+    redis_url = _url_from(env_cfg, "redis_url", env_name, "REDIS")
+    if (db_url is None or redis_url is None) and env_cfg.get("pulumi_stack"):
+        from infra.pulumi_outputs import stack_outputs  # needs the Pulumi CLI
+
+        outputs = stack_outputs(str(env_cfg["pulumi_stack"]))
+        db_url = db_url or outputs.get("db_url")
+        redis_url = redis_url or outputs.get("redis_url")
+    if not db_url or not redis_url:
+        raise ConfigError(
+            f"environment {env_name}: no database or Redis URL (set "
+            f"PHASEGATE_{env_name.upper()}_DB_URL / _REDIS_URL, db_url_env / redis_url_env, "
+            f"or pulumi_stack)")
+    return Target(env_name, _normalise_db_url(db_url), redis_url,
+                  bool(env_cfg.get("production", False)), _settings_for(config, env_cfg))
+
+
+@contextlib.contextmanager
+def open_target(env_name: str, project: Path, provider: str | None = None) -> Iterator[Target]:
+    """Any environment; for ``ci`` the servers live exactly as long as the block."""
+    validate_env_name(env_name)
+    if env_name != "ci":
+        yield resolve_target(env_name, project)
+        return
+    import psycopg
+
+    from infra import ephemeral
+
+    config = load_config(project)
+    with ephemeral.postgres(provider) as pg, ephemeral.redis(provider) as rd:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE phasegate_ci")
+        yield Target("ci", pg.sqlalchemy_url("phasegate_ci"), rd.url, False,
+                     Settings.from_mapping(config.get("settings", {})))

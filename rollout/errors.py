@@ -1,0 +1,83 @@
+"""The rollout's errors: each carries the fields a release manager needs to act."""
+
+from __future__ import annotations
+
+from ledger.errors import ConfigError, PhasegateError
+
+__all__ = [
+    "ConfigError",
+    "GateFailed",
+    "IrreversibleStep",
+    "LockHeld",
+    "OutOfOrder",
+    "PhasegateError",
+    "PreflightFailed",
+    "RollbackFailed",
+    "RolloutError",
+    "ActionFailed",
+]
+
+
+class RolloutError(PhasegateError):
+    """The rollout stopped."""
+
+
+class PreflightFailed(RolloutError):
+    """A preflight check refused to start the phase."""
+
+    def __init__(self, phase: str, reasons: list[str]) -> None:
+        self.phase, self.reasons = phase, reasons
+        super().__init__(f"preflight refused {phase}: {'; '.join(reasons)}")
+
+
+class OutOfOrder(RolloutError):
+    """The requested phase cannot run now."""
+
+    def __init__(self, phase: str, reason: str, instead: str) -> None:
+        self.phase, self.reason, self.instead = phase, reason, instead
+        super().__init__(f"{phase} refused: {reason}; run instead: {instead}")
+
+
+class LockHeld(RolloutError):
+    """Another rollout holds this target."""
+
+    def __init__(self, target: str, holder: str) -> None:
+        self.target, self.holder = target, holder
+        super().__init__(f"another rollout holds {target}: {holder}")
+
+
+class ActionFailed(RolloutError):
+    """An action failed (and what the automatic rollback did about it)."""
+
+    def __init__(self, phase: str, action_id: str, cause: BaseException, rollback: str) -> None:
+        self.phase, self.action_id, self.cause, self.rollback = phase, action_id, cause, rollback
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        super().__init__(f"{phase}: action {action_id} failed: {first}; {rollback}")
+
+
+class GateFailed(RolloutError):
+    """The gate after apply did not pass."""
+
+    def __init__(self, phase: str, failed: list[str], rollback: str) -> None:
+        self.phase, self.failed, self.rollback = phase, failed, rollback
+        super().__init__(f"{phase}: gate failed ({', '.join(failed)}); {rollback}")
+
+
+class RollbackFailed(RolloutError):
+    """The rollback itself failed; both errors are reported."""
+
+    def __init__(self, phase: str, action_id: str, cause: BaseException, original: str = "") -> None:
+        self.phase, self.action_id, self.cause = phase, action_id, cause
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        extra = f" (after: {original})" if original else ""
+        super().__init__(
+            f"{phase}: rollback of {action_id} failed: {first}{extra}; "
+            f"follow the manual steps in the plan (invoke plan --phase {phase})")
+
+
+class IrreversibleStep(RolloutError):
+    """An irreversible step blocks the request."""
+
+    def __init__(self, phase: str, action_id: str, message: str) -> None:
+        self.phase, self.action_id = phase, action_id
+        super().__init__(f"{phase}: {action_id} is irreversible: {message}")

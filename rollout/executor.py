@@ -1,0 +1,84 @@
+"""Runs a phase's actions in order, checkpointing each id; undoes them in reverse on failure.
+
+Every start, outcome and undo goes to the append-only event log and to the log, tagged
+with the rollout id, phase and action id. If an undo fails too, both errors are reported.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rollout.errors import ActionFailed, IrreversibleStep, RollbackFailed
+from rollout.phase import Action, PhaseContext
+from rollout.state import APPLYING, ROLLED_BACK, ROLLING_BACK
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
+    """Apply every action not yet checkpointed, in order. Raises ActionFailed."""
+    st = ctx.state
+    for action in actions:
+        if action.id in st.completed_actions:
+            continue
+        st.status, st.direction, st.current_action = APPLYING, "forward", action.id
+        ctx.store.save(st)
+        ctx.store.event(ctx.rollout_id, st.phase, "action_started", ctx.actor, action_id=action.id)
+        ctx.log.info("apply %s: %s", action.id, action.title, extra={"action_id": action.id})
+        t0 = time.monotonic()
+        try:
+            action.apply(ctx)
+        except Exception as exc:
+            ctx.store.event(ctx.rollout_id, st.phase, "action_failed", ctx.actor,
+                            action_id=action.id, outcome="failed",
+                            detail={"error": _first_line(exc)})
+            ctx.log.error("apply %s failed: %s", action.id, _first_line(exc),
+                          extra={"action_id": action.id})
+            raise ActionFailed(st.phase, action.id, exc, "") from exc
+        st.completed_actions.append(action.id)
+        st.current_action = None
+        ctx.store.save(st)
+        ctx.store.event(ctx.rollout_id, st.phase, "action_succeeded", ctx.actor,
+                        action_id=action.id, outcome="ok",
+                        detail={"seconds": round(time.monotonic() - t0, 3)})
+
+
+def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
+    """Undo the completed actions in reverse. Stops at an irreversible one that ran."""
+    st = ctx.state
+    done = [a for a in actions if a.id in st.completed_actions]
+    for action in reversed(done):
+        if action.rollback_stops:
+            ctx.store.event(ctx.rollout_id, st.phase, "rollback_refused", ctx.actor,
+                            action_id=action.id, outcome="irreversible")
+            raise IrreversibleStep(
+                st.phase, action.id,
+                f"it already ran, so rollback stops here; see the manual path in "
+                f"plans/{ctx.target.name}/{st.phase}.md (invoke plan --env {ctx.target.name} --phase {st.phase})")
+    for action in reversed(done):
+        st.status, st.direction, st.current_action = ROLLING_BACK, "rollback", action.id
+        ctx.store.save(st)
+        ctx.store.event(ctx.rollout_id, st.phase, "undo_started", ctx.actor, action_id=action.id)
+        ctx.log.info("undo %s", action.id, extra={"action_id": action.id})
+        if action.irreversible and action.undo is None:
+            ctx.store.event(ctx.rollout_id, st.phase, "undo_not_possible", ctx.actor,
+                            action_id=action.id, outcome="irreversible",
+                            detail={"note": "its effect stands; see the plan's manual path"})
+        try:
+            if action.undo is not None:
+                action.undo(ctx)
+        except Exception as exc:
+            ctx.store.event(ctx.rollout_id, st.phase, "undo_failed", ctx.actor, action_id=action.id,
+                            outcome="failed", detail={"error": _first_line(exc)})
+            raise RollbackFailed(st.phase, action.id, exc) from exc
+        st.completed_actions.remove(action.id)
+        st.current_action = None
+        ctx.store.save(st)
+        ctx.store.event(ctx.rollout_id, st.phase, "undo_succeeded", ctx.actor,
+                        action_id=action.id, outcome="ok")
+    st.status, st.direction, st.current_action = ROLLED_BACK, "rollback", None
+    st.checkpoint = {}
+    ctx.store.save(st)

@@ -1,0 +1,104 @@
+"""contract: the database becomes the only status store; legacy Redis status keys expire.
+
+Preflight: the soak time since cutover is met. Apply: flag ``write_mode=db_only``, wait out
+the flag cache, run the contract revisions, then expire the legacy Redis status keys — the
+irreversible step (``--yes``, and the environment's name typed back in production). Once
+the keys have expired the engine refuses to roll back past it; the plan gives the manual
+path (rebuild Redis from the ledger with ``invoke reconcile``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger import redis_layout
+from migrations.points import CONTRACT, EXPAND
+from rollout import gates
+from rollout.actions import flag_action, migrate_action, revisions_between, wait_action
+from rollout.phase import Action, PhaseContext, Sizes
+from rollout.settings import Settings
+
+SCAN_COUNT = 1000
+
+
+def _expire_legacy_keys(ctx: PhaseContext) -> None:
+    ttl = int(ctx.settings.legacy_key_expire_seconds)
+    r = ctx.redis
+    expired = 0
+    # Walk the keyspace by pattern: the index may not list keys written by old code.
+    batch: list[bytes] = []
+    for key in r.scan_iter(match=f"{redis_layout.KEY_PREFIX}*", count=SCAN_COUNT):
+        batch.append(key)
+        if len(batch) >= SCAN_COUNT:
+            expired += _expire(r, batch, ttl)
+            batch = []
+    expired += _expire(r, batch, ttl)
+    ctx.checkpoint(legacy_keys_expired=expired)
+    ctx.log.info("expired %d legacy status keys (ttl %ds)", expired, ttl,
+                 extra={"action_id": "contract.expire_legacy_keys"})
+
+
+def _expire(r: Any, keys: list[bytes], ttl: int) -> int:
+    if not keys:
+        return 0
+    pipe = r.pipeline(transaction=False)
+    for key in keys:
+        # Only shorten: a key already expiring sooner keeps its TTL (idempotent re-runs).
+        pipe.expire(key, ttl, lt=True)
+        pipe.expire(key, ttl, nx=True)
+    pipe.execute()
+    return len(keys)
+
+
+def _keys_estimate(sizes: Sizes, settings: Settings) -> float:
+    return 1.0 + sizes.of("background_function_run") / 500_000
+
+
+class ContractPhase:
+    name = "contract"
+    requires: str | None = "retention"
+    gate_description = "soak time since cutover met, explicit confirmation; schema at contract"
+
+    def preflight(self, ctx: PhaseContext) -> list[str]:
+        reasons = gates.health_preflight(ctx)
+        cut = ctx.store.get("cutover")
+        if cut.updated_at is not None:
+            soaked = (datetime.now(UTC) - cut.updated_at).total_seconds()
+            if soaked < ctx.settings.soak_seconds:
+                reasons.append(f"soak time since cutover {soaked:.0f}s < required {ctx.settings.soak_seconds:.0f}s")
+        return reasons
+
+    def plan(self) -> list[Action]:
+        chain = [EXPAND, *revisions_between(EXPAND, CONTRACT)]
+        migrations = [
+            migrate_action(self.name, rev, prev, f"contract revision {rev}")
+            for prev, rev in zip(chain, chain[1:], strict=False)
+        ]
+        return [
+            flag_action(self.name, "write_mode", "db_only", "dual"),
+            wait_action(self.name, "write_mode"),
+            *migrations,
+            Action(
+                id="contract.expire_legacy_keys",
+                title="expire legacy Redis status keys",
+                changes=f"sets a TTL on every {redis_layout.KEY_PREFIX}* key: the legacy status store empties",
+                apply=_expire_legacy_keys,
+                undo=None,
+                irreversible=True,
+                rollback_stops=True,
+                manual_apply=(f"redis-cli --scan --pattern '{redis_layout.KEY_PREFIX}*' | xargs -n 100 redis-cli expire <ttl>",),
+                manual_undo=("invoke reconcile --env <env> --since <cutover time>   # rebuilds status hashes from the run ledger",
+                             "then: invoke rollout --env <env> --rollback --to retention --force-past-irreversible is NOT offered; "
+                             "set flags by hand: UPDATE phasegate_flag SET value = 'dual' WHERE name = 'write_mode';"),
+                verify_undo=(f"redis-cli --scan --pattern '{redis_layout.KEY_PREFIX}*' | head  -- keys exist again",),
+                estimate=_keys_estimate,
+                long_running=True,
+            ),
+        ]
+
+    def gate(self, ctx: PhaseContext) -> list[Any]:
+        return gates.run_gate(self.name, ctx)
+
+    def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
+        return gates.health_preflight(ctx)

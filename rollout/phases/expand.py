@@ -1,0 +1,38 @@
+"""expand: additive DDL only — the reliability enums, tables, columns and indexes.
+
+Each revision between the ``kit`` and ``expand`` points is one action (so a killed run
+resumes at the next revision); every lock-taking statement runs under lock_timeout with
+retry, indexes on live tables are built CONCURRENTLY, constraints NOT VALID then VALIDATE.
+Rollback downgrades the additive revisions, newest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrations.points import EXPAND, KIT
+from rollout import gates
+from rollout.actions import migrate_action, revisions_between
+from rollout.phase import Action, PhaseContext
+
+
+class ExpandPhase:
+    name = "expand"
+    requires: str | None = None
+    gate_description = "every object present, every index valid, migrations lint clean"
+
+    def preflight(self, ctx: PhaseContext) -> list[str]:
+        return gates.health_preflight(ctx)
+
+    def plan(self) -> list[Action]:
+        chain = [KIT, *revisions_between(KIT, EXPAND)]
+        return [
+            migrate_action(self.name, rev, prev, f"additive DDL of revision {rev}")
+            for prev, rev in zip(chain, chain[1:], strict=False)
+        ]
+
+    def gate(self, ctx: PhaseContext) -> list[Any]:
+        return gates.run_gate(self.name, ctx)
+
+    def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
+        return gates.health_preflight(ctx)

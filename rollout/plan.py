@@ -1,0 +1,155 @@
+"""Rollback plans (runbooks) for release managers, generated from the phases' own actions.
+
+For each phase: what it changes, the automated rollback command, the manual steps if
+automation fails (exact SQL and Redis commands), the queries that prove the rollback worked,
+the gate's go/no-go thresholds, the irreversible points, and time estimates from the real
+table sizes. Markdown for people, JSON for machines. Written to disk before every apply.
+Never contains a URL or a password: only the environment's name.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from rollout.environments import Target
+from rollout.phase import PHASE_ORDER, Sizes
+from rollout.phases import PHASES
+
+SIZED_TABLES = ("background_job", "background_function_run", "background_dispatch_window",
+                "background_dead_letter")
+
+
+def table_sizes(engine: Engine | None) -> Sizes:
+    """Row estimates from the catalog (cheap: no count(*) on a big table)."""
+    if engine is None:
+        return Sizes()
+    rows: dict[str, int] = {}
+    try:
+        with engine.connect() as conn:
+            for table in SIZED_TABLES:
+                n = conn.execute(
+                    text("SELECT CASE WHEN c.reltuples < 0 THEN 0 ELSE c.reltuples::bigint END "
+                         "FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": table}).scalar()
+                rows[table] = int(n or 0)
+    except SQLAlchemyError:
+        return Sizes()
+    return Sizes(rows)
+
+
+def _previous(phase: str) -> str:
+    idx = PHASE_ORDER.index(phase)
+    return PHASE_ORDER[idx - 1] if idx else "baseline"
+
+
+def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
+    """The plan of one phase as a JSON-ready dict."""
+    phase = PHASES[phase_name]
+    actions = phase.plan()
+    s = target.settings
+    steps = []
+    for a in actions:
+        est = a.estimate(sizes, s) if a.estimate else 0.0
+        steps.append({
+            "id": a.id, "title": a.title, "changes": a.changes, "irreversible": a.irreversible,
+            "rollback_stops_here": a.rollback_stops, "estimate_seconds": round(est, 2),
+            "manual_apply": list(a.manual_apply), "manual_undo": list(a.manual_undo),
+            "verify_undo": list(a.verify_undo),
+        })
+    env = target.name
+    return {
+        "phase": phase_name,
+        "environment": env,
+        "production": target.production,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "apply_command": f"invoke rollout --env {env} --phase {phase_name}"
+                         + (" --yes" if any(a.irreversible for a in actions) else "")
+                         + (f" --confirm {env}" if target.production and any(a.irreversible for a in actions) else ""),
+        "rollback_command": f"invoke rollout --env {env} --rollback --to {_previous(phase_name)}",
+        "status_command": f"invoke rollout --env {env} --status",
+        "gate": {"description": phase.gate_description, "thresholds": s.gate_params()},
+        "table_sizes": dict(sizes.rows),
+        "estimate_seconds": round(sum(x["estimate_seconds"] for x in steps), 2),
+        "steps": steps,
+        "irreversible_points": [x["id"] for x in steps if x["irreversible"]],
+        "manual_rollback": [
+            {"id": x["id"], "commands": x["manual_undo"], "verify": x["verify_undo"]}
+            for x in reversed(steps) if x["manual_undo"]
+        ],
+        "verify_rollback": [
+            "SELECT phase, status, current_action FROM phasegate_rollout_state ORDER BY phase;",
+            "SELECT name, value FROM phasegate_flag ORDER BY name;",
+            "SELECT version_num FROM alembic_version;",
+        ],
+    }
+
+
+def render_markdown(p: dict[str, Any]) -> str:
+    lines = [
+        f"# Rollback plan: {p['phase']} on {p['environment']}"
+        + (" (PRODUCTION)" if p["production"] else ""),
+        "",
+        f"Generated {p['generated_at']} from the same action list the engine runs.",
+        "",
+        f"- Apply: `{p['apply_command']}`",
+        f"- **Automated rollback:** `{p['rollback_command']}`",
+        f"- Status: `{p['status_command']}`",
+        f"- Estimated time: {p['estimate_seconds']} s (table sizes: "
+        + (", ".join(f"{k} ~{v:,}" for k, v in p["table_sizes"].items()) or "unknown") + ")",
+        "",
+        "## What this phase changes",
+        "",
+        "| # | action | changes | irreversible | estimate |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, s in enumerate(p["steps"], 1):
+        irr = "**yes**" + (" (rollback stops here)" if s["rollback_stops_here"] else "") if s["irreversible"] else "no"
+        lines.append(f"| {i} | `{s['id']}` {s['title']} | {s['changes']} | {irr} | {s['estimate_seconds']} s |")
+    lines += ["", "## Go / no-go (the gate)", "", p["gate"]["description"] + ".", "",
+              "| threshold | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in p["gate"]["thresholds"].items()]
+    lines += ["", "## Irreversible points", ""]
+    lines += [f"- `{x}`" for x in p["irreversible_points"]] or ["- none: every step has an automated undo"]
+    lines += ["", "## Manual rollback (if the automated rollback fails)", "",
+              "Run these in order (newest step first), against the environment's database "
+              "(`psql`) or Redis (`redis-cli`):", ""]
+    for step in p["manual_rollback"]:
+        lines.append(f"### undo `{step['id']}`")
+        lines.append("")
+        lines.append("```")
+        lines += step["commands"]
+        lines.append("```")
+        if step["verify"]:
+            lines.append("")
+            lines.append("Proof it worked:")
+            lines.append("")
+            lines.append("```sql")
+            lines += step["verify"]
+            lines.append("```")
+        lines.append("")
+    lines += ["## Proof the rollback worked", "", "```sql", *p["verify_rollback"], "```", ""]
+    return "\n".join(lines)
+
+
+def write(target: Target, directory: Path, phase_name: str, engine: Engine | None) -> list[Path]:
+    """Write ``<phase>.md`` and ``<phase>.json`` into ``directory``; returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    p = build(target, phase_name, table_sizes(engine))
+    md, js = directory / f"{phase_name}.md", directory / f"{phase_name}.json"
+    md.write_text(render_markdown(p), encoding="utf-8")
+    js.write_text(json.dumps(p, indent=2, default=str), encoding="utf-8")
+    return [md, js]
+
+
+def write_all(target: Target, directory: Path, engine: Engine | None,
+              phases: list[str] | None = None) -> list[Path]:
+    out: list[Path] = []
+    for name in phases or list(PHASE_ORDER):
+        out += write(target, directory, name, engine)
+    return out
