@@ -55,8 +55,8 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
         changes=description,
         apply=apply,
         undo=undo,
-        manual_apply=(f"alembic -c <phasegate> upgrade {revision}   # or: python -c \"from migrations import api; api.upgrade(URL, '{revision}')\"",),
-        manual_undo=(f"python -c \"from migrations import api; api.downgrade(URL, '{previous}')\"",),
+        manual_apply=(f"invoke migrate --env <env> --to {revision}",),
+        manual_undo=(f"invoke migrate --env <env> --to {previous}",),
         verify_undo=("SELECT version_num FROM alembic_version;  -- expect " + previous,),  # noqa: S608 (runbook text, never executed)
         estimate=_ddl_estimate,
     )

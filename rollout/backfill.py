@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import text
 
 from ledger.sqlfiles import query
+from rollout.executor import fault_point
 from rollout.phase import PhaseContext
 
 MAX_BACKOFF_SECONDS = 2.0
@@ -75,6 +76,8 @@ def run(ctx: PhaseContext) -> BackfillResult:
             scanned, runs, letters = scanned + row.scanned, runs + row.inserted_runs, letters + row.inserted_letters
             batches += 1
             ctx.checkpoint(backfill_after_id=after_id)
+            if batches == 1:
+                fault_point("during", "dual_write.backfill")
             elapsed = time.monotonic() - t0
             progress.update(task, completed=total - (until_id - after_id), rate=scanned / max(elapsed, 1e-6))
             # Throttle: hold the target rate, and back off while the application is under pressure.

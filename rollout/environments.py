@@ -60,8 +60,13 @@ def validate_env_name(name: str) -> str:
     return name
 
 
+def config_path(project: Path) -> Path:
+    """``$PHASEGATE_CONFIG`` if set, else ``phasegate.toml`` in the project root."""
+    return Path(os.environ.get("PHASEGATE_CONFIG") or project / CONFIG_FILE)
+
+
 def load_config(project: Path) -> dict[str, Any]:
-    path = project / CONFIG_FILE
+    path = config_path(project)
     if not path.exists():
         return {}
     try:
@@ -117,6 +122,9 @@ def resolve_target(env_name: str, project: Path) -> Target:
         return Target("local", st.pg_url, st.redis_url, False,
                       Settings.from_mapping(config.get("settings", {})))
     envs = config.get("environments", {})
+    prefix = f"PHASEGATE_{env_name.upper().replace('-', '_')}"
+    if env_name not in envs and os.environ.get(f"{prefix}_DB_URL") and os.environ.get(f"{prefix}_REDIS_URL"):
+        envs = {**envs, env_name: {}}  # an environment given entirely by its variables
     if env_name not in envs:
         raise ConfigError(
             f"unknown environment {env_name!r}; known: {', '.join(known_environments(project))} "
@@ -151,10 +159,13 @@ def open_target(env_name: str, project: Path, provider: str | None = None) -> It
     import psycopg
 
     from infra import ephemeral
+    from migrations import api as migrations_api
 
     config = load_config(project)
     with ephemeral.postgres(provider) as pg, ephemeral.redis(provider) as rd:
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE phasegate_ci")
-        yield Target("ci", pg.sqlalchemy_url("phasegate_ci"), rd.url, False,
+        url = pg.sqlalchemy_url("phasegate_ci")
+        migrations_api.upgrade(url, "baseline")  # a throwaway target starts as the application's baseline
+        yield Target("ci", url, rd.url, False,
                      Settings.from_mapping(config.get("settings", {})))

@@ -6,6 +6,8 @@ with the rollout id, phase and action id. If an undo fails too, both errors are 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from rollout.errors import ActionFailed, IrreversibleStep, RollbackFailed
@@ -18,12 +20,24 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+FAULT_ENV = "PHASEGATE_FAULT_INJECT"
+
+
+def fault_point(where: str, action_id: str) -> None:
+    """Crash-test hook: SIGKILL this process at ``where:action_id`` when the variable
+    ``PHASEGATE_FAULT_INJECT`` names it (e.g. ``after:expand.migrate.p0005_expand_function_run``).
+    Unset in normal runs; the crash matrix sets it for one child process at a time."""
+    if os.environ.get(FAULT_ENV) == f"{where}:{action_id}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
     """Apply every action not yet checkpointed, in order. Raises ActionFailed."""
     st = ctx.state
     for action in actions:
         if action.id in st.completed_actions:
             continue
+        fault_point("before", action.id)
         st.status, st.direction, st.current_action = APPLYING, "forward", action.id
         ctx.store.save(st)
         ctx.store.event(ctx.rollout_id, st.phase, "action_started", ctx.actor, action_id=action.id)
@@ -38,12 +52,14 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
             ctx.log.error("apply %s failed: %s", action.id, _first_line(exc),
                           extra={"action_id": action.id})
             raise ActionFailed(st.phase, action.id, exc, "") from exc
+        fault_point("applied", action.id)  # done but not yet checkpointed
         st.completed_actions.append(action.id)
         st.current_action = None
         ctx.store.save(st)
         ctx.store.event(ctx.rollout_id, st.phase, "action_succeeded", ctx.actor,
                         action_id=action.id, outcome="ok",
                         detail={"seconds": round(time.monotonic() - t0, 3)})
+        fault_point("after", action.id)
 
 
 def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
@@ -61,6 +77,7 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
     for action in reversed(done):
         st.status, st.direction, st.current_action = ROLLING_BACK, "rollback", action.id
         ctx.store.save(st)
+        fault_point("before_undo", action.id)
         ctx.store.event(ctx.rollout_id, st.phase, "undo_started", ctx.actor, action_id=action.id)
         ctx.log.info("undo %s", action.id, extra={"action_id": action.id})
         if action.irreversible and action.undo is None:
@@ -74,11 +91,13 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
             ctx.store.event(ctx.rollout_id, st.phase, "undo_failed", ctx.actor, action_id=action.id,
                             outcome="failed", detail={"error": _first_line(exc)})
             raise RollbackFailed(st.phase, action.id, exc) from exc
+        fault_point("undone", action.id)  # undone but not yet checkpointed
         st.completed_actions.remove(action.id)
         st.current_action = None
         ctx.store.save(st)
         ctx.store.event(ctx.rollout_id, st.phase, "undo_succeeded", ctx.actor,
                         action_id=action.id, outcome="ok")
+        fault_point("after_undo", action.id)
     st.status, st.direction, st.current_action = ROLLED_BACK, "rollback", None
     st.checkpoint = {}
     ctx.store.save(st)

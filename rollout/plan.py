@@ -59,7 +59,8 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
         steps.append({
             "id": a.id, "title": a.title, "changes": a.changes, "irreversible": a.irreversible,
             "rollback_stops_here": a.rollback_stops, "estimate_seconds": round(est, 2),
-            "manual_apply": list(a.manual_apply), "manual_undo": list(a.manual_undo),
+            "manual_apply": [m.replace("<env>", target.name) for m in a.manual_apply],
+            "manual_undo": [m.replace("<env>", target.name) for m in a.manual_undo],
             "verify_undo": list(a.verify_undo),
         })
     env = target.name
