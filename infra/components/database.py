@@ -1,0 +1,279 @@
+"""ReliabilityDatabase: the database, four least-privilege login roles, and what Pulumi grants.
+
+The split of grants (see ``infra/README.md``):
+
+* **Pulumi (here)**: the roles and their passwords, limits and timeouts; the database and
+  its owner; database-level privileges (only our roles may CONNECT); schema-level privileges
+  (only the migrator may CREATE, the others get USAGE); default privileges so that every table
+  the migrator creates later is readable by ``operator`` and ``readonly`` the moment it exists.
+* **Migrations** (``migrations/versions/p0011_expand_grants.py`` and every later revision
+  that creates a table): table-level grants, because only the revision that creates a table
+  knows which role may write it. ``app`` gets no default privileges on purpose: a new table
+  is not writable by the application until a revision says so.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import pulumi
+import pulumi_random as random
+
+from infra.components.role_setting import RoleSetting, RoleSettingArgs
+from ledger.errors import ConfigError
+
+with warnings.catch_warnings():
+    # pulumi_postgresql's __init__ imports its deprecated ``DefaultPrivileg`` alias, which
+    # warns at import time; the test suite runs with warnings as errors.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulumi_postgresql as postgresql
+
+ROLE_KEYS = ("migrator", "app", "operator", "readonly")
+# Roles that log in to use the schema the migrator owns.
+USER_KEYS = ("app", "operator", "readonly")
+# Roles that read every table, including tables created after provisioning.
+READ_ALL_KEYS = ("operator", "readonly")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Lower-case unquoted identifiers only: role names also appear in DSNs and env vars.
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_identifier(value: str, what: str) -> str:
+    """``value`` if it is a plain lower-case PostgreSQL identifier, else ConfigError."""
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise ConfigError(f"{what} must be a lower-case identifier (a-z, 0-9, _), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One login role: its name and its limits."""
+
+    name: str
+    connection_limit: int
+    statement_timeout_ms: int  # 0 = no limit
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, "role name")
+        if self.connection_limit < -1 or self.statement_timeout_ms < 0:
+            raise ConfigError(f"role {self.name}: limits must not be negative")
+
+
+def default_roles() -> dict[str, RoleSpec]:
+    """Names default to the role keys; limits sized for one app fleet and a few humans."""
+    return {
+        # Long DDL (VALIDATE, CREATE INDEX CONCURRENTLY) and backfill batches run as migrator.
+        "migrator": RoleSpec("migrator", 5, 30 * 60 * 1000),
+        "app": RoleSpec("app", 100, 30 * 1000),
+        "operator": RoleSpec("operator", 5, 60 * 1000),
+        "readonly": RoleSpec("readonly", 10, 60 * 1000),
+    }
+
+
+@dataclass(frozen=True)
+class AdminConnection:
+    """The admin connection to an existing server (a managed one, typically)."""
+
+    host: str
+    password: pulumi.Input[str] | None
+    port: int = 5432
+    username: str = "postgres"
+    sslmode: str = "require"
+    superuser: bool = False  # False on managed servers (RDS, Cloud SQL, Azure)
+    database: str = "postgres"  # the maintenance database the admin connects to
+
+    def __post_init__(self) -> None:
+        if self.sslmode not in SSL_MODES:
+            raise ConfigError(f"sslmode must be one of {', '.join(SSL_MODES)}, not {self.sslmode!r}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be 1-65535, not {self.port}")
+
+
+@dataclass(frozen=True)
+class ReliabilityDatabaseArgs:
+    """Everything ReliabilityDatabase declares, typed and validated up front."""
+
+    admin: AdminConnection
+    database: str = "phasegate"
+    schema: str = "public"
+    connection_limit: int = 200
+    roles: dict[str, RoleSpec] = field(default_factory=default_roles)
+    migrator_lock_timeout_ms: int = 5000
+    password_length: int = 32
+    dsn_host: str | None = None  # the host clients use, when it differs from the admin's
+    drop_cascade_on_destroy: bool = False  # True only where destroy may drop the data
+
+    def __post_init__(self) -> None:
+        check_identifier(self.database, "database name")
+        check_identifier(self.schema, "schema name")
+        if set(self.roles) != set(ROLE_KEYS):
+            raise ConfigError(f"roles must be exactly {', '.join(ROLE_KEYS)}")
+        names = [spec.name for spec in self.roles.values()]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"role names must be distinct: {', '.join(names)}")
+        if self.password_length < 20:
+            raise ConfigError("password_length must be at least 20")
+        if self.migrator_lock_timeout_ms <= 0:
+            raise ConfigError("migrator_lock_timeout_ms must be positive")
+
+
+def postgres_dsn(user: str, password: str, host: str, port: int, dbname: str, sslmode: str) -> str:
+    """A libpq URL; user, password and database are percent-encoded."""
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{quote(dbname, safe='')}?sslmode={sslmode}"
+    )
+
+
+class ReliabilityDatabase(pulumi.ComponentResource):
+    """The reliability ledger's database on an existing server, with least-privilege roles."""
+
+    passwords: dict[str, pulumi.Output[str]]
+    roles: dict[str, postgresql.Role]
+    dsns: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: ReliabilityDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("phasegate:infra:ReliabilityDatabase", name, None, opts)
+        self.args = args
+        admin = args.admin
+        self.provider = postgresql.Provider(
+            f"{name}-admin",
+            host=admin.host,
+            port=admin.port,
+            username=admin.username,
+            password=pulumi.Output.secret(admin.password) if admin.password is not None else None,
+            sslmode=admin.sslmode,
+            superuser=admin.superuser,
+            database=admin.database,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self.passwords = {key: self._password(name, key) for key in ROLE_KEYS}
+        self.roles = {key: self._role(name, key, child) for key in ROLE_KEYS}
+        migrator = self.roles["migrator"]
+        self.database = postgresql.Database(
+            f"{name}-database",
+            name=args.database,
+            owner=migrator.name,
+            connection_limit=args.connection_limit,
+            opts=child,
+        )
+        self.schema = postgresql.Schema(
+            f"{name}-schema",
+            name=args.schema,
+            database=self.database.name,
+            owner=migrator.name,
+            if_not_exists=True,  # 'public' already exists in a new database
+            drop_cascade=args.drop_cascade_on_destroy,
+            opts=child,
+        )
+        self.grants = self._database_grants(name, child) + self._schema_grants(name, child)
+        self.default_privileges = self._default_privileges(name, child)
+        self.migrator_lock_timeout = self._migrator_lock_timeout(name)
+        self.dsns = {key: self._dsn(key) for key in ROLE_KEYS}
+        self.register_outputs({
+            "database": self.database.name,
+            "role_names": {key: spec.name for key, spec in args.roles.items()},
+            **{f"{key}_dsn": dsn for key, dsn in self.dsns.items()},
+        })
+
+    def _password(self, name: str, key: str) -> pulumi.Output[str]:
+        # Letters and digits only: safe in URLs and DSNs without escaping; 32 of them are
+        # ~190 bits. RandomPassword marks ``result`` secret; Output.secret makes it explicit.
+        pw = random.RandomPassword(
+            f"{name}-{key}-password",
+            length=self.args.password_length,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.secret(pw.result)
+
+    def _role(self, name: str, key: str, child: pulumi.ResourceOptions) -> postgresql.Role:
+        spec = self.args.roles[key]
+        return postgresql.Role(
+            f"{name}-role-{key}",
+            name=spec.name,
+            login=True,
+            password=self.passwords[key],
+            connection_limit=spec.connection_limit,
+            statement_timeout=spec.statement_timeout_ms,
+            # No role gets CREATEDB, CREATEROLE, SUPERUSER, REPLICATION or BYPASSRLS.
+            create_database=False,
+            create_role=False,
+            superuser=False,
+            replication=False,
+            bypass_row_level_security=False,
+            opts=child,
+        )
+
+    def _database_grants(self, name: str, child: pulumi.ResourceOptions) -> list[postgresql.Grant]:
+        # An empty privilege list revokes: PUBLIC loses the default CONNECT and TEMPORARY.
+        grants = [postgresql.Grant(
+            f"{name}-db-revoke-public", database=self.database.name, role="public",
+            object_type="database", privileges=[], opts=child,
+        )]
+        for key in USER_KEYS:
+            grants.append(postgresql.Grant(
+                f"{name}-db-connect-{key}", database=self.database.name,
+                role=self.roles[key].name, object_type="database", privileges=["CONNECT"],
+                opts=child,
+            ))
+        return grants
+
+    def _schema_grants(self, name: str, child: pulumi.ResourceOptions) -> list[postgresql.Grant]:
+        # Nobody but the owner (migrator) may CREATE in the schema: no DDL for the others.
+        grants = [postgresql.Grant(
+            f"{name}-schema-revoke-public", database=self.database.name, schema=self.schema.name,
+            role="public", object_type="schema", privileges=[], opts=child,
+        )]
+        for key in USER_KEYS:
+            grants.append(postgresql.Grant(
+                f"{name}-schema-usage-{key}", database=self.database.name,
+                schema=self.schema.name, role=self.roles[key].name, object_type="schema",
+                privileges=["USAGE"], opts=child,
+            ))
+        return grants
+
+    def _default_privileges(
+        self, name: str, child: pulumi.ResourceOptions
+    ) -> list[postgresql.DefaultPrivileges]:
+        return [
+            postgresql.DefaultPrivileges(
+                f"{name}-defaults-{key}", database=self.database.name, schema=self.schema.name,
+                owner=self.roles["migrator"].name, role=self.roles[key].name,
+                object_type="table", privileges=["SELECT"], opts=child,
+            )
+            for key in READ_ALL_KEYS
+        ]
+
+    def _migrator_lock_timeout(self, name: str) -> RoleSetting:
+        admin = self.args.admin
+        return RoleSetting(
+            f"{name}-migrator-lock-timeout",
+            RoleSettingArgs(
+                role=self.roles["migrator"].name,
+                database=self.database.name,
+                setting="lock_timeout",
+                value=str(self.args.migrator_lock_timeout_ms),
+                admin_host=admin.host,
+                admin_port=admin.port,
+                admin_user=admin.username,
+                admin_password=admin.password,
+                admin_database=admin.database,
+                admin_sslmode=admin.sslmode,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.database]),
+        )
+
+    def _dsn(self, key: str) -> pulumi.Output[str]:
+        admin = self.args.admin
+        host = self.args.dsn_host or admin.host
+        dsn = pulumi.Output.all(self.roles[key].name, self.passwords[key], self.database.name).apply(
+            lambda v: postgres_dsn(v[0], v[1], host, admin.port, v[2], admin.sslmode)
+        )
+        return pulumi.Output.secret(dsn)
