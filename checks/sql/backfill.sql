@@ -1,0 +1,28 @@
+-- name: backfill_ranges
+-- Per id range up to the bound: finished jobs, and how many of them have their backfilled
+-- last-attempt run (the run key the backfill writes: type:job-<id>:<max(attempts,1)>).
+SELECT (j.id / %(size)s) * %(size)s AS range_start,
+       (j.id / %(size)s) * %(size)s + %(size)s - 1 AS range_end,
+       count(*) AS finished_jobs,
+       count(r.id) AS runs
+FROM background_job j
+LEFT JOIN background_function_run r
+  ON r.run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1)
+WHERE j.id <= %(until_id)s AND j.status IN ('SUCCEEDED', 'FAILED')
+GROUP BY 1, 2 ORDER BY 1;
+
+-- name: missing_in_range
+-- A sample of finished jobs in one range without their backfilled run.
+SELECT j.id AS job_id, j.type, j.status, j.attempts
+FROM background_job j
+WHERE j.id BETWEEN %(lo)s AND %(hi)s AND j.id <= %(until_id)s
+  AND j.status IN ('SUCCEEDED', 'FAILED')
+  AND NOT EXISTS (SELECT 1 FROM background_function_run r
+                  WHERE r.run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1))
+ORDER BY j.id LIMIT %(limit)s;
+
+-- name: recorded_until_id
+-- The backfill bound the rollout recorded in its checkpoint, when no param gives one.
+SELECT (checkpoint ->> 'backfill_until_id')::bigint AS until_id
+FROM phasegate_rollout_state WHERE checkpoint ? 'backfill_until_id'
+ORDER BY updated_at DESC LIMIT 1;
