@@ -1,0 +1,239 @@
+"""Dead letters and the operator actions on them: inspect, requeue, discard.
+
+Invariants, and what enforces each:
+
+* **Only an OPEN dead letter can be acted on**, and only once: requeue and discard are one
+  transaction that starts with ``UPDATE ... SET status = ... WHERE id = %s AND status =
+  'OPEN'``. Two operators racing both issue it; the row lock serialises them, the second
+  re-checks ``status = 'OPEN'``, matches nothing, and is refused. So a requeue never makes
+  a second live copy, and a discard never races a requeue.
+* **Requeue creates a fresh job** (attempts 0, a new correlation id, the same type and
+  payload) in the same transaction as the status change, and records its id on the dead
+  letter; the old job, its attempts and the dead letter stay (history kept).
+* **Discard needs a reason** and deletes nothing.
+* **Every action is audited** in ``background_operator_audit`` (append-only by trigger),
+  in the action's own transaction; a refused action is audited as ``refused`` too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ledger import correlation
+from ledger.db import Database
+from ledger.errors import (
+    DeadLetterNotFound,
+    DeadLetterNotOpen,
+    LedgerNotExpanded,
+    ReasonRequired,
+)
+from ledger.runs import RunLedger, RunRecord
+
+_COLS = ("id, job_id, job_type, payload, error_class, last_error, attempts, correlation_id, "
+         "status, dead_at, resolved_at, resolved_by, resolution_reason, requeued_job_id")
+LIST_TEMPLATE = ("SELECT {cols} FROM background_dead_letter WHERE {where} "
+                 "ORDER BY dead_at DESC, id DESC LIMIT %s")
+GET_SQL = sql.SQL("SELECT {cols} FROM background_dead_letter WHERE id = %s").format(
+    cols=sql.SQL(_COLS))
+RESOLVE_SQL = sql.SQL(
+    "UPDATE background_dead_letter SET status = %s::background_dead_letter_status, "
+    "resolved_at = now(), resolved_by = %s, resolution_reason = %s "
+    "WHERE id = %s AND status = 'OPEN' RETURNING {cols}").format(cols=sql.SQL(_COLS))
+NEW_JOB_SQL = (
+    "INSERT INTO background_job (type, payload, max_attempts, correlation_id, dispatch_key) "
+    "SELECT type, payload, max_attempts, %s, dispatch_key FROM background_job WHERE id = %s "
+    "RETURNING id")
+LINK_SQL = "UPDATE background_dead_letter SET requeued_job_id = %s WHERE id = %s"
+AUDIT_SQL = (
+    "INSERT INTO background_operator_audit (operator, action, target_kind, target_id, outcome, "
+    "reason, detail) VALUES (%s, %s, 'dead_letter', %s, %s, %s, %s)")
+AUDIT_LIST_SQL = ("SELECT operator, action, outcome, reason, detail, at FROM "
+                  "background_operator_audit WHERE target_kind = 'dead_letter' AND target_id = %s "
+                  "ORDER BY at, id")
+# Requeue chains: a dead letter's job may itself be a requeue of earlier dead jobs.
+LINEAGE_SQL = (
+    "WITH RECURSIVE chain(job_id) AS (SELECT %s::bigint UNION "
+    "SELECT d.job_id FROM background_dead_letter d JOIN chain c ON d.requeued_job_id = c.job_id) "
+    "SELECT job_id FROM chain")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead letter row."""
+
+    id: int
+    job_id: int
+    job_type: str
+    payload: dict[str, Any]
+    error_class: str
+    last_error: str | None
+    attempts: int
+    correlation_id: str | None
+    status: str
+    dead_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_reason: str | None
+    requeued_job_id: int | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DeadLetter:
+        return cls(**{k: (str(v) if k in ("status", "error_class") else v)
+                      for k, v in row.items()})
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    operator: str
+    action: str
+    outcome: str
+    reason: str | None
+    detail: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadLetterDetail:
+    """A dead letter with the full attempt history of its job (and the jobs it requeued)."""
+
+    letter: DeadLetter
+    attempts: list[RunRecord]
+    audit: list[AuditEntry]
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    dead_letter_id: int
+    new_job_id: int
+    correlation_id: str
+
+
+class DeadLetters:
+    """Inspect, requeue and discard dead letters (library API behind ``invoke dlq.*``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.runs = RunLedger(db)
+
+    def list(self, *, function: str | None = None, error_class: str | None = None,
+             older_than: timedelta | None = None, status: str | None = "OPEN",
+             limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, newest first, filtered by job type, error class, age and status."""
+        where, params = [sql.SQL("TRUE")], []
+        for column, value, cast in (("job_type", function, ""), ("status", status,
+                                    "::background_dead_letter_status"),
+                                    ("error_class", error_class, "::background_error_class")):
+            if value is not None:
+                where.append(sql.SQL("{} = %s" + cast).format(sql.Identifier(column)))
+                params.append(value.upper() if cast else value)
+        if older_than is not None:
+            where.append(sql.SQL("dead_at < now() - make_interval(secs => %s)"))
+            params.append(older_than.total_seconds())
+        query = sql.SQL(LIST_TEMPLATE).format(cols=sql.SQL(_COLS),
+                                              where=sql.SQL(" AND ").join(where))
+        rows = self._fetch(query, (*params, limit))
+        return [DeadLetter.from_row(r) for r in rows]
+
+    def get(self, dead_letter_id: int) -> DeadLetter:
+        rows = self._fetch(GET_SQL, (dead_letter_id,))
+        if not rows:
+            raise DeadLetterNotFound(dead_letter_id)
+        return DeadLetter.from_row(rows[0])
+
+    def show(self, dead_letter_id: int) -> DeadLetterDetail:
+        """The dead letter, every attempt of its job's lineage, and its audit trail."""
+        letter = self.get(dead_letter_id)
+        lineage = [r["job_id"] for r in self._fetch(LINEAGE_SQL, (letter.job_id,))]
+        audit = [AuditEntry(**r) for r in self._fetch(AUDIT_LIST_SQL, (str(dead_letter_id),))]
+        return DeadLetterDetail(letter, self.runs.history(lineage), audit)
+
+    def requeue(self, dead_letter_id: int, operator: str,
+                reason: str | None = None) -> RequeueResult:
+        """Send an OPEN dead letter back to the queue as a fresh job (see module doc)."""
+        new_cid = correlation.new_id()
+
+        def act(conn: psycopg.Connection) -> RequeueResult | None:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(RESOLVE_SQL, ("REQUEUED", operator, reason,
+                                                dead_letter_id)).fetchone()
+                if row is None:
+                    return None
+                job = cur.execute(NEW_JOB_SQL, (new_cid, row["job_id"])).fetchone()
+                assert job is not None  # the foreign key keeps the old job
+                cur.execute(LINK_SQL, (job["id"], dead_letter_id))
+                _audit(cur, operator, "requeue", dead_letter_id, "ok", reason,
+                       {"new_job_id": job["id"], "correlation_id": new_cid,
+                        "old_job_id": row["job_id"]})
+                return RequeueResult(dead_letter_id, int(job["id"]), new_cid)
+
+        result = self._act(act)
+        if result is None:
+            self._refuse(dead_letter_id, operator, "requeue", reason)
+        assert result is not None
+        return result
+
+    def discard(self, dead_letter_id: int, operator: str, reason: str) -> DeadLetter:
+        """Close an OPEN dead letter with a (required) reason; nothing is deleted."""
+        if not reason or not reason.strip():
+            raise ReasonRequired()
+
+        def act(conn: psycopg.Connection) -> DeadLetter | None:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(RESOLVE_SQL, ("DISCARDED", operator, reason.strip(),
+                                                dead_letter_id)).fetchone()
+                if row is None:
+                    return None
+                _audit(cur, operator, "discard", dead_letter_id, "ok", reason.strip(), {})
+                return DeadLetter.from_row(row)
+
+        result = self._act(act)
+        if result is None:
+            self._refuse(dead_letter_id, operator, "discard", reason)
+        assert result is not None
+        return result
+
+    def _refuse(self, dead_letter_id: int, operator: str, action: str,
+                reason: str | None) -> None:
+        """Audit a refused action, then raise why it was refused."""
+        try:
+            current = self.get(dead_letter_id)
+        except DeadLetterNotFound:
+            current = None
+        status = current.status if current else "missing"
+
+        def record(conn: psycopg.Connection) -> None:
+            with conn.cursor() as cur:
+                _audit(cur, operator, action, dead_letter_id, "refused", reason,
+                       {"status": status})
+
+        self._act(record)
+        if current is None:
+            raise DeadLetterNotFound(dead_letter_id)
+        raise DeadLetterNotOpen(dead_letter_id, status)
+
+    def _act(self, fn: Any) -> Any:
+        try:
+            return self.db.run(fn)
+        except psycopg.errors.UndefinedTable as exc:
+            raise LedgerNotExpanded("the dead-letter tables do not exist: this database has "
+                                    "not been expanded (run the expand phase first)") from exc
+
+    def _fetch(self, query: sql.Composable | str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        def fetch(conn: psycopg.Connection) -> list[dict[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cur:
+                return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+        return self._act(fetch)  # type: ignore[no-any-return]
+
+
+def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,
+           outcome: str, reason: str | None, detail: dict[str, Any]) -> None:
+    cur.execute(AUDIT_SQL, (operator, action, str(dead_letter_id), outcome, reason,
+                            Jsonb(detail)))

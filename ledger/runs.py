@@ -1,0 +1,218 @@
+"""The run ledger: one durable row per attempt of a function run, keyed by ``run_key``.
+
+``start`` is one ``INSERT ... ON CONFLICT (run_key) DO UPDATE ... RETURNING (xmax = 0)``:
+a repeated start of the same attempt returns the same row. ``succeed``/``fail`` are one
+``UPDATE ... WHERE status = 'RUNNING'``: an attempt settles once; a repeat of the same
+outcome returns the row (a retried call), any other move raises
+:class:`IllegalRunTransition`. Failed attempts store their error class and error, so "top
+terminal errors in the last day" is one range scan of ``ix_background_function_run_failed``.
+
+This class always talks to the database: :class:`ledger.status.JobStatusStore` decides,
+per call and per ``write_mode``, whether the run ledger is written at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from ledger.db import Database
+from ledger.errors import IllegalRunTransition
+from ledger.models import ErrorClass, FunctionRunStatus
+from ledger.redis_layout import run_key as make_run_key
+
+RUNNING = FunctionRunStatus.RUNNING.value
+_COLS = ("run_key, function_name, run_id, attempt, dispatch_key, correlation_id, job_id, "
+         "requested_at, started_at, finished_at, duration_ms, status, error_class, "
+         "terminal_error, updated_at")
+_INSERT_COLS = ("run_key, function_name, run_id, attempt, dispatch_key, correlation_id, "
+                "job_id, requested_at, started_at")
+_VALUES = "(%s, %s, %s, %s, %s, %s, %s, coalesce(%s::timestamptz, now()), now())"
+
+
+def _q(template: str, **parts: sql.Composable) -> sql.Composed:
+    """A statement with column lists spliced in (composed, never string-formatted)."""
+    return sql.SQL(template).format(cols=sql.SQL(_COLS), insert_cols=sql.SQL(_INSERT_COLS),
+                                    **parts)
+
+
+_START_TEMPLATE = (
+    "INSERT INTO background_function_run ({insert_cols}) VALUES {values} "
+    # A no-op update (not DO NOTHING) so a repeated start gets the row back in one round trip.
+    "ON CONFLICT (run_key) DO UPDATE SET run_key = EXCLUDED.run_key "
+    "RETURNING {cols}, (xmax = 0) AS created"
+)
+START_SQL = _q(_START_TEMPLATE, values=sql.SQL(_VALUES))
+FINISH_SQL = _q(
+    "UPDATE background_function_run SET status = %s::background_function_run_status, "
+    "error_class = %s::background_error_class, terminal_error = %s, finished_at = now(), "
+    "duration_ms = greatest(0, (extract(epoch FROM now() - coalesce(started_at, requested_at))"
+    " * 1000)::int), updated_at = now() "
+    "WHERE run_key = %s AND status = 'RUNNING' RETURNING {cols}"
+)
+GET_SQL = _q("SELECT {cols} FROM background_function_run WHERE run_key = %s")
+LATEST_SQL = _q(
+    "SELECT {cols} FROM background_function_run WHERE run_id = %s AND function_name = %s "
+    "ORDER BY attempt DESC LIMIT 1"
+)
+HISTORY_SQL = _q("SELECT {cols} FROM background_function_run WHERE job_id = ANY(%s) "
+                 "ORDER BY requested_at, attempt")
+# The latest attempt of every run requested in a range: what Redis should say about it.
+LATEST_IN_RANGE_SQL = _q(
+    "SELECT DISTINCT ON (function_name, run_id) {cols} FROM background_function_run "
+    "WHERE requested_at >= %s AND requested_at < %s "
+    "ORDER BY function_name, run_id, attempt DESC"
+)
+TOP_ERRORS_SQL = sql.SQL(
+    "SELECT terminal_error, count(*) AS n, max(finished_at) AS last_seen "
+    "FROM background_function_run WHERE status = 'FAILED' AND error_class = %s "
+    "AND finished_at >= now() - make_interval(secs => %s) "
+    "GROUP BY terminal_error ORDER BY n DESC, last_seen DESC LIMIT %s"
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One attempt as the run ledger holds it."""
+
+    run_key: str
+    function_name: str
+    run_id: str
+    attempt: int
+    status: str
+    dispatch_key: str | None = None
+    correlation_id: str | None = None
+    job_id: int | None = None
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    error_class: str | None = None
+    terminal_error: str | None = None
+    updated_at: datetime | None = None
+    created: bool = False  # True only on the call that inserted the row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunRecord:
+        return cls(**{k: (str(v) if k in ("status", "error_class") and v is not None else v)
+                      for k, v in row.items()})
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """The input of one attempt's start (for :meth:`RunLedger.start_many`)."""
+
+    function_name: str
+    run_id: str
+    attempt: int = 1
+    dispatch_key: str | None = None
+    correlation_id: str | None = None
+    job_id: int | None = None
+    requested_at: datetime | None = None
+
+    @property
+    def run_key(self) -> str:
+        return make_run_key(self.function_name, self.run_id, self.attempt)
+
+    def params(self) -> tuple[Any, ...]:
+        return (self.run_key, self.function_name, self.run_id, self.attempt, self.dispatch_key,
+                self.correlation_id, self.job_id, self.requested_at)
+
+
+class RunLedger:
+    """Reads and writes ``background_function_run``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def start(self, function_name: str, run_id: str, attempt: int = 1, *,
+              dispatch_key: str | None = None, correlation_id: str | None = None,
+              job_id: int | None = None, requested_at: datetime | None = None) -> RunRecord:
+        """Record attempt ``attempt`` as RUNNING (or return it if already recorded)."""
+        start = RunStart(function_name, run_id, attempt, dispatch_key, correlation_id, job_id,
+                         requested_at)
+        row = self.db.run(lambda c: _fetch_one(c, START_SQL, start.params()))
+        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
+        return RunRecord.from_row(row)
+
+    def start_many(self, starts: Sequence[RunStart]) -> list[RunRecord]:
+        """Start many attempts in ONE multi-row statement (duplicates in the batch merged)."""
+        unique = list({s.run_key: s for s in starts}.values())
+        if not unique:
+            return []
+        query = _q(_START_TEMPLATE, values=sql.SQL(", ").join([sql.SQL(_VALUES)] * len(unique)))
+        params = tuple(p for s in unique for p in s.params())
+        rows = self.db.run(lambda c: _fetch_all(c, query, params))
+        return [RunRecord.from_row(r) for r in rows]
+
+    def succeed(self, run_key: str) -> RunRecord:
+        """RUNNING -> SUCCEEDED, with finished time and duration."""
+        return self._finish(run_key, FunctionRunStatus.SUCCEEDED.value, None, None)
+
+    def fail(self, run_key: str, error_class: ErrorClass | str, error: str) -> RunRecord:
+        """RUNNING -> FAILED, storing the error class and the error."""
+        return self._finish(run_key, FunctionRunStatus.FAILED.value,
+                            ErrorClass(error_class).value, error)
+
+    def _finish(self, run_key: str, status: str, error_class: str | None,
+                error: str | None) -> RunRecord:
+        def update(conn: psycopg.Connection) -> dict[str, Any] | None:
+            return _fetch_one(conn, FINISH_SQL, (status, error_class, error, run_key))
+
+        row = self.db.run(update)
+        if row is not None:
+            return RunRecord.from_row(row)
+        current = self.get(run_key)
+        if current is not None and current.status == status:
+            return current  # the same outcome repeated (a retried call): idempotent
+        raise IllegalRunTransition("run", run_key, current.status if current else None, status)
+
+    def get(self, run_key: str) -> RunRecord | None:
+        row = self.db.run(lambda c: _fetch_one(c, GET_SQL, (run_key,)))
+        return None if row is None else RunRecord.from_row(row)
+
+    def latest(self, function_name: str, run_id: str) -> RunRecord | None:
+        """The highest attempt of a run (what its status is)."""
+        row = self.db.run(lambda c: _fetch_one(c, LATEST_SQL, (run_id, function_name)))
+        return None if row is None else RunRecord.from_row(row)
+
+    def history(self, job_ids: Sequence[int]) -> list[RunRecord]:
+        """Every attempt recorded for these jobs, oldest first."""
+        rows = self.db.run(lambda c: _fetch_all(c, HISTORY_SQL, (list(job_ids),)))
+        return [RunRecord.from_row(r) for r in rows]
+
+    def latest_in_range(self, since: datetime, until: datetime,
+                        batch: int = 1000) -> Iterator[list[RunRecord]]:
+        """Latest attempt of each run requested in [since, until), in batches."""
+        with self.db.connect() as conn, conn.transaction():
+            # A named (server-side) cursor: the range may hold millions of runs.
+            with conn.cursor(name="phasegate_reconcile", row_factory=dict_row) as cur:
+                cur.execute(LATEST_IN_RANGE_SQL, (since, until))
+                while rows := cur.fetchmany(batch):
+                    yield [RunRecord.from_row(r) for r in rows]
+
+    def top_terminal_errors(self, within: timedelta = timedelta(days=1), limit: int = 10,
+                            error_class: ErrorClass = ErrorClass.TERMINAL
+                            ) -> list[tuple[str | None, int]]:
+        """The most frequent errors of FAILED attempts of ``error_class`` within ``within``."""
+        rows = self.db.run(lambda c: c.execute(
+            TOP_ERRORS_SQL, (error_class.value, within.total_seconds(), limit)).fetchall())
+        return [(r[0], int(r[1])) for r in rows]
+
+
+def _fetch_one(conn: psycopg.Connection, query: sql.Composable,
+               params: tuple[Any, ...]) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def _fetch_all(conn: psycopg.Connection, query: sql.Composable,
+               params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
