@@ -32,11 +32,10 @@ ENQUEUE_LEDGER_SQL = (
 # SKIP LOCKED: concurrent runners each take a different due row instead of queueing on the
 # first one's row lock; ORDER BY run_at uses the partial claim index.
 CLAIM_TEMPLATE = (
-    "UPDATE background_job j SET status = 'RUNNING', locked_at = now(), locked_by = %s, "
-    "attempts = j.attempts + 1, updated_at = now() "
-    "FROM (SELECT id FROM background_job WHERE status = 'PENDING' AND run_at <= now() {types}"
-    " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c "
-    "WHERE j.id = c.id RETURNING {cols}"
+    "UPDATE background_job SET status = 'RUNNING', locked_at = now(), locked_by = %s, "
+    "attempts = attempts + 1, updated_at = now() "
+    "WHERE id = (SELECT id FROM background_job WHERE status = 'PENDING' AND run_at <= now() "
+    "{types} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {cols}"
 )
 # Every write after the claim is guarded: only the lease holder of this attempt may write.
 HEARTBEAT_SQL = ("UPDATE background_job SET locked_at = now() "
