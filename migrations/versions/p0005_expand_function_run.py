@@ -43,7 +43,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_background_function_run"),
         sa.UniqueConstraint("run_key", name="uq_background_function_run_run_key"),
-        sa.CheckConstraint("attempt >= 1", name="ck_background_function_run_attempt_positive"),
+        # op.f(): the name is final; the MetaData naming convention would prefix it again.
+        sa.CheckConstraint("attempt >= 1", name=op.f("ck_background_function_run_attempt_positive")),
     )
     op.create_index(
         "ix_background_function_run_function_status_requested", T,
