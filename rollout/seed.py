@@ -1,7 +1,7 @@
 """A realistic pre-rollout baseline to demo and test against.
 
 Jobs in every state spread over the last ``days`` days (so retention has history to prune),
-stale RUNNING jobs whose worker died, duplicate cron ticks (the legacy double send), and the
+RUNNING jobs in flight (their lease expires unless a runner heartbeats or rescues them), duplicate cron ticks (the legacy double send), and the
 legacy Redis status hashes for the recent runs (``ledger/redis_layout.py``).
 Rows are generated server-side (``INSERT ... SELECT generate_series``): 100k rows take well
 under a second.
@@ -29,7 +29,7 @@ SELECT (ARRAY['email.send','report.render','billing.sync','cron.maintenance'])[1
        CASE s.status WHEN 'FAILED' THEN 5 WHEN 'PENDING' THEN 0 ELSE 1 + (g % 2) END,
        5,
        t.created + interval '1 second',
-       CASE WHEN s.status = 'RUNNING' THEN t.created + interval '2 seconds' END,
+       CASE WHEN s.status = 'RUNNING' THEN now() - make_interval(secs => g % 30) END,
        CASE WHEN s.status = 'RUNNING' THEN 'worker-' || (g % 7) END,
        CASE WHEN s.status = 'FAILED' THEN 'ValidationError: payload field ''to'' rejected (' || g || ')' END,
        t.created,
@@ -40,7 +40,7 @@ CROSS JOIN LATERAL (SELECT CASE
         WHEN g % 20 < 16 THEN 'FAILED'
         WHEN g % 20 < 19 THEN 'PENDING'
         ELSE 'RUNNING' END AS status) s
-CROSS JOIN LATERAL (SELECT now() - make_interval(secs => (:span_seconds * (:n - g) / :n)::int + 60)
+CROSS JOIN LATERAL (SELECT now() - make_interval(secs => (CAST(:span_seconds AS bigint) * (:n - g) / :n) + 60)
                     AS created) t
 """
 

@@ -16,7 +16,9 @@ from rollout.settings import Settings
 
 FAST = Settings(flag_ttl_seconds=0.05, lock_timeout_ms=500, backfill_batch_size=500,
                 soak_seconds=0, retention_days=30, parity_grace_seconds=2.0,
-                triage_budget_ms=2000)
+                triage_budget_ms=2000,
+                # No runner heartbeats the seeded RUNNING jobs in these tests.
+                lease_seconds=3600)
 
 
 def make_target(db_url: str, redis_url: str, *, jobs: int = 3000, settings: Settings = FAST,
