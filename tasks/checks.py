@@ -1,0 +1,155 @@
+"""``invoke lint`` and ``invoke check``: the migration linter and the gate checks.
+
+Exit codes CI can use: 0 passed (warnings allowed), 1 a check failed or the linter found
+an error, 2 the command could not run (bad input, unreachable database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from invoke import Exit, task
+
+from tasks._cli import EXPECTED, PROJECT, one_line
+
+AT_ROOT = True
+
+# Invoke puts tasks/ itself at the front of sys.path, where tasks/checks.py (and
+# tasks/rollout.py) would shadow the top-level packages of the same name on import.
+_TASKS_DIR = str(Path(__file__).resolve().parent)
+while _TASKS_DIR in sys.path:
+    sys.path.remove(_TASKS_DIR)
+FORMATS = ("table", "json", "junit")
+
+
+@contextlib.contextmanager
+def _could_not_run() -> Iterator[None]:
+    """Expected errors become one line and exit code 2 (never a traceback or a password)."""
+    try:
+        yield
+    except EXPECTED as exc:
+        raise Exit(one_line(exc), code=2) from None
+
+
+def _emit(text: str, output: str | None, summary: str) -> None:
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"{summary} (written to {path})")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise Exit(f"phasegate: --format must be one of {', '.join(FORMATS)}, not {fmt!r}", code=2)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> {k: number or string}."""
+    from ledger.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param takes key=value, not {pair!r}")
+        value: Any = raw
+        for cast in (int, float):
+            with contextlib.suppress(ValueError):
+                value = cast(raw)
+                break
+        out[key.strip()] = value
+    return out
+
+
+@task(
+    help={
+        "paths": "comma-separated files or directories (default: migrations/versions)",
+        "format": "table (default), json or junit",
+        "output": "write the report to this file instead of stdout",
+        "rules": "list the rules and exit",
+    }
+)
+def lint(c, paths=None, format="table", output=None, rules=False):
+    """Lint migrations for lock and compatibility hazards (Alembic ops and raw SQL)."""
+    from checks.lint import RULES, failed, lint_paths, render_findings
+
+    if rules:
+        for r in RULES.values():
+            print(f"{r.rule_id} [{r.severity}] {r.title}\n    why: {r.why}\n    instead: {r.instead}")
+        return
+    _check_format(format)
+    with _could_not_run():
+        targets = [Path(p.strip()) for p in paths.split(",")] if paths else None
+        missing = [str(p) for p in targets or [] if not p.exists()]
+        if missing:
+            raise Exit(f"phasegate: no such file or directory: {', '.join(missing)}", code=2)
+        files = _count_files(targets)
+        findings = lint_paths(targets)
+    errors = sum(1 for f in findings if f.severity == "error")
+    _emit(render_findings(findings, format, files), output,
+          f"{files} file(s) linted: {errors} error(s)")
+    if failed(findings):
+        raise Exit(f"phasegate: migration lint found {errors} error(s)", code=1)
+
+
+def _count_files(targets: list[Path] | None) -> int:
+    from checks.lint import default_paths
+
+    count = 0
+    for p in targets if targets is not None else default_paths():
+        if p.is_dir():
+            count += len([f for f in [*p.glob("*.py"), *p.glob("*.sql")] if f.name != "__init__.py"])
+        else:
+            count += 1
+    return count
+
+
+@task(
+    iterable=["param"],
+    help={
+        "env": "environment (default local): local | ci | a name from phasegate.toml",
+        "phase": "run the checks gating this phase: preflight | expand | dual_write | cutover | "
+                 "retention | contract (default: every check)",
+        "check": "comma-separated check ids (instead of --phase)",
+        "format": "table (default), json or junit",
+        "output": "write the report to this file instead of stdout",
+        "param": "threshold override key=value (repeatable), e.g. --param triage_budget_ms=20",
+        "list": "list the checks and the phases they gate, and exit",
+    },
+)
+def check(c, env="local", phase=None, check=None, format="table", output=None, param=None,
+          list=False):
+    """Run gate checks against an environment (read-only)."""
+    import checks
+
+    if list:
+        for cid, spec in checks.all_checks().items():
+            print(f"{cid:<28} {spec.severity:<8} {','.join(spec.phases):<40} {spec.title}")
+        return
+    _check_format(format)
+    from rollout.environments import open_target
+
+    with _could_not_run():
+        params = parse_params(param or [])
+        if check:
+            ids = [i.strip() for i in check.split(",") if i.strip()]
+        elif phase:
+            ids = checks.gate_checks(phase)
+        else:
+            ids = [*checks.all_checks()]
+        with open_target(env, PROJECT) as target:
+            ctx = checks.CheckContext(db_url=target.db_url, redis_url=target.redis_url,
+                                      params={**target.settings.gate_params(), **params})
+            results = checks.run_checks(ids, ctx)
+    fails = sum(1 for r in results if r.verdict is checks.Verdict.FAIL)
+    _emit(checks.render(results, format), output,
+          f"{len(results)} check(s): {fails} failed")
+    if not checks.passed(results):
+        raise Exit(f"phasegate: {fails} check(s) failed", code=1)
