@@ -107,6 +107,7 @@ class ReliabilityRedis(pulumi.ComponentResource):
         super().__init__("phasegate:infra:ReliabilityRedis", name, None, opts)
         self.container: docker.Container | None = None
         if args.docker is None:
+            assert args.managed_url is not None  # ReliabilityRedisArgs checks: one or the other
             self.url = pulumi.Output.secret(args.managed_url)
         else:
             self.url = self._self_hosted(name, args.docker)
@@ -117,13 +118,13 @@ class ReliabilityRedis(pulumi.ComponentResource):
         if cfg.docker_host:
             provider = docker.Provider(f"{name}-docker", host=cfg.docker_host, opts=child)
             child = pulumi.ResourceOptions(parent=self, provider=provider)
-        password = pulumi.Output.secret(random.RandomPassword(
+        password: pulumi.Output[str] = pulumi.Output.secret(random.RandomPassword(
             f"{name}-password", length=cfg.password_length, special=False,
             opts=pulumi.ResourceOptions(parent=self),
         ).result)
         image = docker.RemoteImage(f"{name}-image", name=cfg.image, keep_locally=True, opts=child)
         volume = docker.Volume(f"{name}-data", name=f"{cfg.container_name}-data", opts=child)
-        acl = pulumi.Output.secret(
+        acl: pulumi.Output[str] = pulumi.Output.secret(
             password.apply(lambda pw: acl_file(cfg.username, pw, cfg.key_patterns))
         )
         self.container = docker.Container(
