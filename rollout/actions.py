@@ -104,7 +104,7 @@ def wait_action(phase: str, after: str) -> Action:
         changes="nothing; waits the application's flag cache TTL (+ margin)",
         apply=wait,
         undo=wait,
-        manual_apply=("sleep <flag_ttl_seconds + 0.2>",),
-        manual_undo=("sleep <flag_ttl_seconds + 0.2>",),
+        manual_apply=("sleep <flag_wait>",),
+        manual_undo=("sleep <flag_wait>",),
         estimate=lambda sizes, s: flags.propagation_wait(s.flag_ttl_seconds),
     )

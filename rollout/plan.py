@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger import flags
 from rollout.environments import Target
 from rollout.phase import PHASE_ORDER, Sizes
 from rollout.phases import PHASES
@@ -53,14 +54,23 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
     phase = PHASES[phase_name]
     actions = phase.plan()
     s = target.settings
+    fill = {"<env>": target.name, "<flag_wait>": f"{flags.propagation_wait(s.flag_ttl_seconds):g}"}
+
+    def filled(commands: tuple[str, ...]) -> list[str]:
+        out = []
+        for cmd in commands:
+            for placeholder, value in fill.items():
+                cmd = cmd.replace(placeholder, value)
+            out.append(cmd)
+        return out
+
     steps = []
     for a in actions:
         est = a.estimate(sizes, s) if a.estimate else 0.0
         steps.append({
             "id": a.id, "title": a.title, "changes": a.changes, "irreversible": a.irreversible,
             "rollback_stops_here": a.rollback_stops, "estimate_seconds": round(est, 2),
-            "manual_apply": [m.replace("<env>", target.name) for m in a.manual_apply],
-            "manual_undo": [m.replace("<env>", target.name) for m in a.manual_undo],
+            "manual_apply": filled(a.manual_apply), "manual_undo": filled(a.manual_undo),
             "verify_undo": list(a.verify_undo),
         })
     env = target.name

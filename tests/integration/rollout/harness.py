@@ -70,7 +70,7 @@ def snapshot(target: Target) -> Snapshot:
             "JOIN pg_namespace n ON n.oid=c.relnamespace WHERE n.nspname='public'")))
         columns = tuple(sorted(f"{t}.{c}" for t, c in q(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema='public'")))
-        enums = tuple(sorted(f"{t}.{l}" for t, l in q(
+        enums = tuple(sorted(f"{t}.{label}" for t, label in q(
             "SELECT t.typname, e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid=e.enumtypid")))
         flags = tuple(sorted(q("SELECT name, value FROM phasegate_flag"))) if exists("phasegate_flag") else ()
         phases = tuple(sorted(q("SELECT phase, status FROM phasegate_rollout_state"))) if exists("phasegate_rollout_state") else ()
