@@ -1,0 +1,95 @@
+"""``invoke dlq.*`` end to end (subprocess) against a test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.classify import RetryPolicies, RetryPolicy
+from tests.integration.ledger.conftest import q
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("PHASEGATE_DB_URL", None)
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *args],
+                          capture_output=True, text=True, timeout=120, env=full_env)
+
+
+@pytest.fixture
+def dead(make_app):
+    app = make_app("dual", policies=RetryPolicies(default=RetryPolicy(max_attempts=1)))
+
+    def boom(ctx) -> None:
+        raise ValueError("bad address")
+
+    app.runner.register("email", boom)
+    app.enqueue_job("email", {"to": "x"})
+    app.run_one()
+    return app, q(app.test_db_url, "SELECT id FROM background_dead_letter")[0][0]
+
+
+def test_list_show_requeue_discard(dead) -> None:
+    app, dl_id = dead
+    url = app.test_db_url
+    out = invoke("dlq.list", "--db-url", url, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert [d["id"] for d in json.loads(out.stdout)] == [dl_id]
+    table = invoke("dlq.list", "--db-url", url, "--error-class", "terminal")
+    assert table.returncode == 0 and "bad address" in table.stdout
+    shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--format", "json")
+    assert json.loads(shown.stdout)["attempts"][0]["status"] == "FAILED"
+    req = invoke("dlq.requeue", "--id", str(dl_id), "--operator", "alice", "--db-url", url)
+    assert req.returncode == 0 and "requeued as job" in req.stdout
+    again = invoke("dlq.requeue", "--id", str(dl_id), "--operator", "bob", "--db-url", url)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        f"phasegate: dead letter {dl_id} is REQUEUED, not OPEN: nothing done"]
+    assert q(url, "SELECT operator, action, outcome FROM background_operator_audit "
+             "ORDER BY id") == [("alice", "requeue", "ok"), ("bob", "requeue", "refused")]
+
+
+def test_discard_uses_user_as_operator_and_needs_a_reason(dead) -> None:
+    app, dl_id = dead
+    url = app.test_db_url
+    no_reason = invoke("dlq.discard", "--id", str(dl_id), "--db-url", url, env={"USER": "carol"})
+    assert no_reason.returncode == 1
+    assert len(no_reason.stderr.strip().splitlines()) == 1 and "reason" in no_reason.stderr
+    ok = invoke("dlq.discard", "--id", str(dl_id), "--reason", "spam", "--db-url", url,
+                env={"USER": "carol"})
+    assert ok.returncode == 0, ok.stderr
+    assert q(url, "SELECT status, resolved_by FROM background_dead_letter") == [
+        ("DISCARDED", "carol")]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["dlq.list", "--older-than", "soon"], "--older-than"),
+    (["dlq.show", "--id", "abc"], "--id"),
+    (["dlq.show", "--id", "424242"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_non_zero(dead, args, expect) -> None:
+    app, _ = dead
+    out = invoke(*args, "--db-url", app.test_db_url)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and "Traceback" not in out.stderr
+
+
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    out = invoke("dlq.list", "--db-url",
+                 "postgresql+psycopg://admin:s3cret-pw@127.0.0.1:1/nope")
+    assert out.returncode == 1
+    assert "s3cret-pw" not in out.stderr + out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_not_expanded_database_says_so(make_db) -> None:
+    out = invoke("dlq.list", "--db-url", make_db("kit"))
+    assert out.returncode == 1 and "not been expanded" in out.stderr
