@@ -1,0 +1,118 @@
+"""``invoke verify``: every phase forward and back, with all gates, on throwaway servers.
+
+The CI job. Starts a throwaway Postgres + Redis (testcontainers by default), seeds a
+baseline, then walks:
+
+1. forward:  expand -> dual_write -> cutover -> retention (each gated);
+2. back:     retention -> cutover -> dual_write -> expand -> baseline (one rollback each);
+3. forward:  every phase again, through contract;
+4. contract: its rollback must be refused (its legacy-key expiry is irreversible).
+
+Each step is a JUnit test case (``forward.expand``, ``rollback.cutover``, ...) with its gate
+checks as nested cases, so a red build names the phase and the check.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rollout.engine import Rollout
+from rollout.environments import Target
+from rollout.errors import IrreversibleStep, RolloutError
+from rollout.phase import PHASE_ORDER
+from rollout.seed import seed_baseline
+
+
+@dataclass
+class Step:
+    name: str  # forward.<phase> | rollback.<phase> | refused.<phase>
+    ok: bool
+    seconds: float
+    message: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _step(name: str, fn: Callable[[], Any]) -> Step:
+    t0 = time.monotonic()
+    try:
+        out = fn()
+    except RolloutError as exc:
+        return Step(name, False, time.monotonic() - t0, str(exc))
+    gate = out.gate if hasattr(out, "gate") else []
+    return Step(name, True, time.monotonic() - t0, "", list(gate))
+
+
+def walk(target: Target, plans_dir: Path, actor: str = "verify",
+         report: Callable[[Step], None] | None = None) -> list[Step]:
+    """Run the whole walk; stops at the first failed step (later steps would be noise)."""
+    ro = Rollout(target, actor, plans_dir=plans_dir)
+    steps: list[Step] = []
+
+    def record(step: Step) -> bool:
+        steps.append(step)
+        if report:
+            report(step)
+        return step.ok
+
+    try:
+        forward_once = PHASE_ORDER[:-1]
+        for name in forward_once:
+            if not record(_step(f"forward.{name}", lambda n=name: ro.apply(n, yes=True))):
+                return steps
+        for name in reversed(forward_once):
+            prev = PHASE_ORDER[PHASE_ORDER.index(name) - 1] if name != "expand" else "baseline"
+            if not record(_step(f"rollback.{name}", lambda p=prev: ro.rollback(p)[0])):
+                return steps
+        for name in PHASE_ORDER:
+            if not record(_step(f"forward.{name}", lambda n=name: ro.apply(n, yes=True))):
+                return steps
+        t0 = time.monotonic()
+        try:
+            ro.rollback("retention")
+            record(Step("refused.contract", False, time.monotonic() - t0,
+                        "contract rolled back past its irreversible key expiry"))
+        except IrreversibleStep as exc:
+            record(Step("refused.contract", True, time.monotonic() - t0, str(exc)))
+    finally:
+        ro.close()
+    return steps
+
+
+def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
+    """JUnit XML: one case per step, one per gate check under it."""
+    cases = ET.Element("testsuite", name=suite)
+    failures = 0
+    total = 0
+    for step in steps:
+        total += 1
+        case = ET.SubElement(cases, "testcase", classname=suite, name=step.name,
+                             time=f"{step.seconds:.3f}")
+        if not step.ok:
+            failures += 1
+            ET.SubElement(case, "failure", message=step.message[:500]).text = step.message
+        elif step.message:
+            ET.SubElement(case, "system-out").text = step.message
+        for check in step.checks:
+            total += 1
+            sub = ET.SubElement(cases, "testcase", classname=f"{suite}.{step.name}",
+                                name=str(check.get("check_id")),
+                                time=f"{float(check.get('duration_ms', 0)) / 1000:.3f}")
+            if check.get("verdict") == "fail":
+                failures += 1
+                ET.SubElement(sub, "failure", message=str(check.get("summary", ""))[:500])
+            else:
+                ET.SubElement(sub, "system-out").text = f"{check.get('verdict')}: {check.get('summary')}"
+    cases.set("tests", str(total))
+    cases.set("failures", str(failures))
+    cases.set("errors", "0")
+    return ET.tostring(cases, encoding="unicode", xml_declaration=True)
+
+
+def seed(target: Target, jobs: int) -> None:
+    seed_baseline(target.db_url, target.redis_url, jobs=jobs,
+                  redis_statuses=min(jobs, 5000), duplicate_ticks=50)

@@ -1,0 +1,55 @@
+"""``invoke verify``: the CI job — every phase forward and back on throwaway containers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from invoke import Exit, task
+
+from tasks._cli import PROJECT, clean_errors
+
+AT_ROOT = True
+
+
+@task(
+    help={
+        "provider": "containers (default: testcontainers on Docker or Podman) or binaries (local servers)",
+        "jobs": "baseline rows to seed (default 5000)",
+        "junit": "where to write the JUnit XML (default reports/verify.xml)",
+    }
+)
+def verify(c, provider="containers", jobs=5000, junit=None):
+    """Throwaway Postgres + Redis, seed, run every phase forward and back with all gates, JUnit XML."""
+    from rich.console import Console
+
+    from infra.ephemeral import docker_available
+    from rollout import verify as verifier
+    from rollout.environments import open_target
+
+    if provider not in ("containers", "binaries"):
+        raise Exit("phasegate: --provider must be containers or binaries", code=1)
+    if provider == "containers" and not docker_available():
+        raise Exit('phasegate: no Docker-API engine answers (DOCKER_HOST); on Podman run '
+                   'eval "$(.ci/podman/setup)" first, or use --provider binaries', code=1)
+    console = Console()
+    out = Path(junit) if junit else PROJECT / "reports" / "verify.xml"
+
+    def show(step):  # type: ignore[no-untyped-def]
+        mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
+        console.print(f"{mark} {step.name} ({step.seconds:.1f}s) {step.message[:200] if not step.ok else ''}")
+
+    with clean_errors(), open_target("ci", PROJECT, provider=provider) as target:
+        # No application runs in CI to heartbeat the seeded in-flight jobs: a long lease keeps
+        # the liveness gate about the rollout, not about a worker that is not there.
+        target = replace(target, settings=replace(target.settings, lease_seconds=3600.0))
+        console.print(f"verify on throwaway {provider} servers: seeding {int(jobs):,} jobs")
+        verifier.seed(target, int(jobs))
+        steps = verifier.walk(target, PROJECT / "reports" / "verify-plans", report=show)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(verifier.junit(steps), encoding="utf-8")
+    failed = [s.name for s in steps if not s.ok]
+    console.print(f"JUnit XML: {out}")
+    if failed:
+        raise Exit(f"phasegate: verify failed at {', '.join(failed)}", code=1)
+    console.print(f"[green]verify passed[/]: {len(steps)} steps, every phase forward and back")
