@@ -140,6 +140,9 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
         params = parse_params(param or [])
         if check:
             ids = [i.strip() for i in check.split(",") if i.strip()]
+            unknown = [i for i in ids if i not in checks.all_checks()]
+            if unknown:
+                raise checks.base.UnknownCheck(unknown[0])
         elif phase:
             ids = checks.gate_checks(phase)
         else:
