@@ -1,0 +1,159 @@
+"""The crash matrix: every action of every phase, forward and rollback, SIGKILLed before it,
+while it runs (after its effect, before its checkpoint; and mid-way for long actions) and
+just after it; the same command run again must reach the end state of an uninterrupted run
+(schema, flags, rollout state, row counts, Redis keys).
+
+Generated from the phases' own action lists: a new action is covered without a new test.
+Each starting state is prepared once and cloned per cell (CREATE DATABASE ... TEMPLATE,
+Redis DUMP/RESTORE), so a cell costs two short child processes.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis as redis_lib
+from psycopg import sql
+
+from rollout.phase import PHASE_ORDER
+from rollout.phases import PHASES
+from tests.integration.rollout.harness import apply_through, make_target, snapshot
+from tests.integration.rollout.test_crash_resume import comparable, run_child
+
+FORWARD_POINTS = ("before", "applied", "after")
+ROLLBACK_POINTS = ("before_undo", "undone", "after_undo")
+
+
+@dataclass(frozen=True)
+class Cell:
+    phase: str
+    direction: str  # forward | rollback
+    action_id: str
+    point: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.direction}-{self.point}-{self.action_id}"
+
+    @property
+    def command(self) -> str:
+        if self.direction == "forward":
+            return self.phase
+        idx = PHASE_ORDER.index(self.phase)
+        return f"rollback:{PHASE_ORDER[idx - 1] if idx else 'baseline'}"
+
+    @property
+    def start(self) -> str:
+        """The phase the target is gated through before the command runs."""
+        idx = PHASE_ORDER.index(self.phase)
+        if self.direction == "rollback":
+            return self.phase
+        return PHASE_ORDER[idx - 1] if idx else ""
+
+
+def cells() -> list[Cell]:
+    out: list[Cell] = []
+    for name, phase in PHASES.items():
+        actions = phase.plan()
+        for a in actions:
+            for point in FORWARD_POINTS + (("during",) if a.id == "dual_write.backfill" else ()):
+                out.append(Cell(name, "forward", a.id, point))
+        rollback_stops = any(a.rollback_stops for a in actions)
+        if rollback_stops:
+            continue  # contract: rollback is refused before any undo runs (tested elsewhere)
+        for a in actions:
+            for point in ROLLBACK_POINTS:
+                out.append(Cell(name, "rollback", a.id, point))
+    return out
+
+
+CELLS = cells()
+
+
+class Prepared:
+    """Starting states as template databases plus a Redis snapshot, built once each."""
+
+    def __init__(self, pg_server, redis_server, make_db, tmp_path_factory) -> None:
+        self.pg, self.redis_base = pg_server, redis_server.url.rsplit("/", 1)[0]
+        self.make_db, self.tmp = make_db, tmp_path_factory
+        self.states: dict[str, tuple[str, dict]] = {}
+        self.references: dict[tuple[str, str], object] = {}
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.pg.dsn(), autocommit=True)
+
+    def state(self, start: str) -> tuple[str, dict]:
+        if start not in self.states:
+            url = f"{self.redis_base}/6"
+            r = redis_lib.Redis.from_url(url)
+            r.flushdb()
+            target = make_target(self.make_db("baseline"), url, jobs=1200)
+            if start:
+                apply_through(target, start, self.tmp.mktemp("prep"))
+            keys = {k: (r.dump(k), r.pttl(k)) for k in r.scan_iter(count=1000)}
+            r.close()
+            tpl = f"crash_tpl_{start or 'baseline'}"
+            src = target.db_url.rsplit("/", 1)[1]
+            with self._admin() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(tpl)))
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(tpl), sql.Identifier(src)))
+            self.states[start] = (tpl, keys)
+        return self.states[start]
+
+    def clone(self, start: str, name: str, redis_db: int):
+        tpl, keys = self.state(start)
+        with self._admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(tpl)))
+        url = f"{self.redis_base}/{redis_db}"
+        r = redis_lib.Redis.from_url(url)
+        r.flushdb()
+        pipe = r.pipeline(transaction=False)
+        for key, (payload, pttl) in keys.items():
+            pipe.restore(key, max(pttl, 0), payload, replace=True)
+        pipe.execute()
+        r.close()
+        from rollout.environments import Target
+        from tests.integration.rollout.harness import FAST
+
+        return Target("test", self.pg.sqlalchemy_url(name), url, False, FAST)
+
+    def reference(self, cell: Cell, plans: Path):
+        key = (cell.start, cell.command)
+        if key not in self.references:
+            target = self.clone(cell.start, "crash_ref", 7)
+            assert run_child(target, cell.command, plans) == 0
+            self.references[key] = comparable(snapshot(target))
+        return self.references[key]
+
+
+@pytest.fixture(scope="module")
+def prepared(pg_server, redis_server, db_templates, tmp_path_factory):
+    return Prepared(pg_server, redis_server, db_templates.create, tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", CELLS, ids=[c.id for c in CELLS])
+def test_crash_cell_reaches_the_uninterrupted_end_state(cell: Cell, prepared, tmp_path) -> None:
+    expected = prepared.reference(cell, tmp_path / "ref")
+    target = prepared.clone(cell.start, "crash_cell", 8)
+    rc = run_child(target, cell.command, tmp_path / "plans", fault=f"{cell.point}:{cell.action_id}")
+    assert rc == -signal.SIGKILL, f"the fault point {cell.point}:{cell.action_id} was not reached (rc {rc})"
+    assert run_child(target, cell.command, tmp_path / "plans") == 0
+    assert comparable(snapshot(target)) == expected
+
+
+def test_the_matrix_covers_every_action_both_ways() -> None:
+    """Cheap guard (default run): the generated matrix names every action of every phase."""
+    forward = {c.action_id for c in CELLS if c.direction == "forward"}
+    backward = {c.action_id for c in CELLS if c.direction == "rollback"}
+    for name, phase in PHASES.items():
+        ids = {a.id for a in phase.plan()}
+        assert ids <= forward
+        if not any(a.rollback_stops for a in phase.plan()):
+            assert ids <= backward
+    assert len(CELLS) >= 3 * sum(len(p.plan()) for p in PHASES.values())
