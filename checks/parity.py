@@ -146,7 +146,8 @@ def parity(probe: Probe) -> Outcome:
     db_rows = probe.rows(query("parity", "latest_since"), {"since": since, "limit": limit})
     a, fly_a = _redis_to_db(probe, entries, since, now, grace)
     b, fly_b = _db_to_redis(probe, db_rows, now, grace)
-    mismatches = a + b
+    # A pair seen from both sides is one mismatch, reported once.
+    mismatches = list({m["run_key"]: m for m in reversed(a + b)}.values())[::-1]
     text = (f"{len(entries)} Redis status(es) and {len(db_rows)} DB run(s) since "
             f"{since.isoformat()}; {fly_a + fly_b} in flight (younger than {grace:g}s)")
     if len(entries) >= limit or len(db_rows) >= limit:

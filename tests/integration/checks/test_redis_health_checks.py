@@ -62,9 +62,21 @@ def test_parity_fails_on_each_kind_of_mismatch(run_check: Run, db_url: str, redi
     _redis_status(redis_url, "f", "differs", 1, "SUCCEEDED", 600)
     r = run_check("parity", redis_url=redis_url, parity_since=SINCE, parity_grace_seconds=30)
     assert r.verdict is Verdict.FAIL
-    found = {(e["problem"], e["run_key"]) for e in r.evidence}
-    assert found == {("missing in db", "f:only-redis:1"), ("missing in redis", "f:only-db:1"),
+    found = [(e["problem"], e["run_key"]) for e in r.evidence]
+    assert len(found) == 3 and set(found) == {("missing in db", "f:only-redis:1"), ("missing in redis", "f:only-db:1"),
                      ("status differs", "f:differs:1")}
+
+
+def test_parity_compares_redis_writes_of_runs_requested_before_the_window(
+        run_check: Run, db_url: str, redis_url: str) -> None:
+    # Requested before the window (so not selected on the DB side), finished inside it.
+    add_runs(db_url, {"function_name": "f", "run_id": "early", "status": "RUNNING",
+                      "age": ago(7200)})
+    _redis_status(redis_url, "f", "early", 1, "SUCCEEDED", 600)
+    r = run_check("parity", redis_url=redis_url, parity_since=SINCE, parity_grace_seconds=30)
+    assert r.verdict is Verdict.FAIL
+    assert r.evidence == ({"problem": "status differs", "run_key": "f:early:1",
+                           "redis_status": "SUCCEEDED", "db_status": "RUNNING"},)
 
 
 def test_parity_needs_a_window_and_redis(run_check: Run, redis_url: str) -> None:
