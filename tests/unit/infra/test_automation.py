@@ -156,3 +156,16 @@ def test_invalid_stack_names_are_config_errors() -> None:
             automation.validate_stack(bad)
     assert automation.validate_stack("acme/phasegate/prod") == "acme/phasegate/prod"
     assert automation.known_stacks() == ["dev", "prod", "staging"]
+
+
+def test_rollout_env_reads_the_migrator_dsn_and_redis_url_from_the_stack(
+    fake_cli: Path, tmp_path: Path
+) -> None:
+    from rollout.environments import resolve_target
+
+    (tmp_path / "phasegate.toml").write_text(
+        '[environments.prod]\npulumi_stack = "prod"\nproduction = true\n')
+    target = resolve_target("prod", tmp_path)
+    assert target.db_url == OUTPUTS["migrator_dsn"].replace("postgresql://", "postgresql+psycopg://")
+    assert target.redis_url == OUTPUTS["redis_url"]
+    assert target.production is True
