@@ -7,6 +7,7 @@ which may not exist (or may be being dropped) while ``write_mode`` is ``redis_on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,9 +103,7 @@ def enqueue(db: Database, job_type: str, payload: Mapping[str, Any] | None = Non
 def claim(db: Database, worker_id: str, *, with_ledger_columns: bool,
           job_types: Sequence[str] | None = None) -> ClaimedJob | None:
     """Take the oldest due PENDING job (of ``job_types``, if given), or None."""
-    cols = _LEDGER_COLS if with_ledger_columns else _BASE_COLS
-    types = sql.SQL("AND type = ANY(%s)") if job_types else sql.SQL("")
-    query = sql.SQL(CLAIM_TEMPLATE).format(types=types, cols=sql.SQL(cols))
+    query = _claim_sql(with_ledger_columns, bool(job_types))
     params: tuple[Any, ...] = (worker_id, list(job_types)) if job_types else (worker_id,)
 
     def take(conn: psycopg.Connection) -> dict[str, Any] | None:
@@ -116,6 +115,13 @@ def claim(db: Database, worker_id: str, *, with_ledger_columns: bool,
     with db.connect() as conn:
         row = take(conn)
     return None if row is None else ClaimedJob(**row)
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_sql(with_ledger_columns: bool, by_type: bool) -> str:
+    cols = _LEDGER_COLS if with_ledger_columns else _BASE_COLS
+    types = sql.SQL("AND type = ANY(%s)") if by_type else sql.SQL("")
+    return sql.SQL(CLAIM_TEMPLATE).format(types=types, cols=sql.SQL(cols)).as_string()
 
 
 def _guarded(db: Database, query: str, params: tuple[Any, ...]) -> bool:

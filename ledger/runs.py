@@ -1,7 +1,7 @@
 """The run ledger: one durable row per attempt of a function run, keyed by ``run_key``.
 
-``start`` is one ``INSERT ... ON CONFLICT (run_key) DO UPDATE ... RETURNING (xmax = 0)``:
-a repeated start of the same attempt returns the same row. ``succeed``/``fail`` are one
+``start`` is one ``INSERT ... ON CONFLICT (run_key) DO NOTHING``: a repeated start of the
+same attempt inserts nothing and returns the stored row. ``succeed``/``fail`` are one
 ``UPDATE ... WHERE status = 'RUNNING'``: an attempt settles once; a repeat of the same
 outcome returns the row (a retried call), any other move raises
 :class:`IllegalRunTransition`. Failed attempts store their error class and error, so "top
@@ -13,9 +13,10 @@ per call and per ``write_mode``, whether the run ledger is written at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -36,19 +37,23 @@ _INSERT_COLS = ("run_key, function_name, run_id, attempt, dispatch_key, correlat
 _VALUES = "(%s, %s, %s, %s, %s, %s, %s, coalesce(%s::timestamptz, now()), now())"
 
 
-def _q(template: str, **parts: sql.Composable) -> sql.Composed:
-    """A statement with column lists spliced in (composed, never string-formatted)."""
+def _q(template: str, **parts: sql.Composable) -> str:
+    """A statement with column lists spliced in (composed with psycopg.sql, never
+    string-formatted), rendered once: a plain string per call lets psycopg reuse its
+    prepared statement without re-rendering."""
     return sql.SQL(template).format(cols=sql.SQL(_COLS), insert_cols=sql.SQL(_INSERT_COLS),
-                                    **parts)
+                                    **parts).as_string()
 
 
+# ON CONFLICT DO NOTHING, not DO UPDATE ... RETURNING (xmax = 0): measured, the latter cost
+# ~40% of the throughput. A new attempt is one statement; a repeated start (rare: a retried
+# call) reads the existing row with a second one.
 _START_TEMPLATE = (
     "INSERT INTO background_function_run ({insert_cols}) VALUES {values} "
-    # A no-op update (not DO NOTHING) so a repeated start gets the row back in one round trip.
-    "ON CONFLICT (run_key) DO UPDATE SET run_key = EXCLUDED.run_key "
-    "RETURNING {cols}, (xmax = 0) AS created"
+    "ON CONFLICT (run_key) DO NOTHING"
 )
 START_SQL = _q(_START_TEMPLATE, values=sql.SQL(_VALUES))
+START_MANY_RETURNING = " RETURNING run_key"
 FINISH_SQL = _q(
     "UPDATE background_function_run SET status = %s::background_function_run_status, "
     "error_class = %s::background_error_class, terminal_error = %s, finished_at = now(), "
@@ -57,6 +62,7 @@ FINISH_SQL = _q(
     "WHERE run_key = %s AND status = 'RUNNING' RETURNING {cols}"
 )
 GET_SQL = _q("SELECT {cols} FROM background_function_run WHERE run_key = %s")
+GET_MANY_SQL = _q("SELECT {cols} FROM background_function_run WHERE run_key = ANY(%s)")
 LATEST_SQL = _q(
     "SELECT {cols} FROM background_function_run WHERE run_id = %s AND function_name = %s "
     "ORDER BY attempt DESC LIMIT 1"
@@ -124,6 +130,13 @@ class RunStart:
         return (self.run_key, self.function_name, self.run_id, self.attempt, self.dispatch_key,
                 self.correlation_id, self.job_id, self.requested_at)
 
+    def record(self) -> RunRecord:
+        """The record of this attempt as just inserted (times from this process's clock)."""
+        now = datetime.now(UTC)
+        return RunRecord(self.run_key, self.function_name, self.run_id, self.attempt, RUNNING,
+                         self.dispatch_key, self.correlation_id, self.job_id,
+                         self.requested_at or now, now, updated_at=now, created=True)
+
 
 class RunLedger:
     """Reads and writes ``background_function_run``."""
@@ -134,22 +147,40 @@ class RunLedger:
     def start(self, function_name: str, run_id: str, attempt: int = 1, *,
               dispatch_key: str | None = None, correlation_id: str | None = None,
               job_id: int | None = None, requested_at: datetime | None = None) -> RunRecord:
-        """Record attempt ``attempt`` as RUNNING (or return it if already recorded)."""
+        """Record attempt ``attempt`` as RUNNING (or return it if already recorded).
+
+        For a new attempt the record's times are this process's clock (the row's own are
+        the database's); a repeated start returns the stored row."""
         start = RunStart(function_name, run_id, attempt, dispatch_key, correlation_id, job_id,
                          requested_at)
-        row = self.db.run(lambda c: _fetch_one(c, START_SQL, start.params()))
-        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
-        return RunRecord.from_row(row)
+
+        def insert(conn: psycopg.Connection) -> RunRecord:
+            if conn.execute(START_SQL, start.params()).rowcount:
+                return start.record()
+            row = _fetch_one(conn, GET_SQL, (start.run_key,))
+            assert row is not None  # the conflicting row is committed (DO NOTHING waited)
+            return RunRecord.from_row(row)
+
+        return self.db.run(insert)
 
     def start_many(self, starts: Sequence[RunStart]) -> list[RunRecord]:
-        """Start many attempts in ONE multi-row statement (duplicates in the batch merged)."""
-        unique = list({s.run_key: s for s in starts}.values())
+        """Start many attempts in ONE multi-row statement (duplicates in the batch merged);
+        attempts that already existed are read back with one more."""
+        unique = {s.run_key: s for s in starts}
         if not unique:
             return []
-        query = _q(_START_TEMPLATE, values=sql.SQL(", ").join([sql.SQL(_VALUES)] * len(unique)))
-        params = tuple(p for s in unique for p in s.params())
-        rows = self.db.run(lambda c: _fetch_all(c, query, params))
-        return [RunRecord.from_row(r) for r in rows]
+        query = _start_many_sql(len(unique))
+        params = tuple(p for s in unique.values() for p in s.params())
+
+        def insert(conn: psycopg.Connection) -> list[RunRecord]:
+            created = {r[0] for r in conn.execute(query, params).fetchall()}
+            out = [s.record() for key, s in unique.items() if key in created]
+            existing = [key for key in unique if key not in created]
+            if existing:
+                out += [RunRecord.from_row(r) for r in _fetch_all(conn, GET_MANY_SQL, (existing,))]
+            return out
+
+        return self.db.run(insert)
 
     def succeed(self, run_key: str) -> RunRecord:
         """RUNNING -> SUCCEEDED, with finished time and duration."""
@@ -206,13 +237,20 @@ class RunLedger:
         return [(r[0], int(r[1])) for r in rows]
 
 
-def _fetch_one(conn: psycopg.Connection, query: sql.Composable,
+@functools.lru_cache(maxsize=64)
+def _start_many_sql(rows: int) -> str:
+    """The multi-row start statement for ``rows`` rows (composed once per batch size)."""
+    values = sql.SQL(", ").join([sql.SQL(_VALUES)] * rows)
+    return _q(_START_TEMPLATE, values=values) + START_MANY_RETURNING
+
+
+def _fetch_one(conn: psycopg.Connection, query: str | sql.Composable,
                params: tuple[Any, ...]) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
 
 
-def _fetch_all(conn: psycopg.Connection, query: sql.Composable,
+def _fetch_all(conn: psycopg.Connection, query: str | sql.Composable,
                params: tuple[Any, ...]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()

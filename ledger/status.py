@@ -14,8 +14,9 @@ Reads follow ``read_source`` (``redis`` reads the hash, ``db`` the run ledger), 
 the database is only read while it is written, and Redis is not read once it is no longer
 written (``db_only``), so no flag combination can read a stale store.
 
-Redis writes use the layout of :mod:`ledger.redis_layout` and go in one pipelined round
-trip: ``HSET`` the run's hash, ``EXPIRE`` it, ``ZADD`` it to ``jobstatus:index``.
+Redis writes use the layout of :mod:`ledger.redis_layout` and go in one command (a Lua
+script, so one round trip for one run or a batch): ``HSET`` the run's hash, ``EXPIRE`` it,
+``ZADD`` it to ``jobstatus:index``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ log = logging.getLogger("phasegate.ledger.status")
 RUNNING = FunctionRunStatus.RUNNING.value
 SUCCEEDED = FunctionRunStatus.SUCCEEDED.value
 FAILED = FunctionRunStatus.FAILED.value
+# KEYS: the index, then one status hash per run. ARGV: ttl, now, then per run the number of
+# fields followed by field/value pairs. redis-py reloads the script after a Redis restart.
+WRITE_STATUS_LUA = """
+local ttl, now, pos = tonumber(ARGV[1]), ARGV[2], 3
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[pos])
+  redis.call('HSET', KEYS[i], unpack(ARGV, pos + 1, pos + 2 * n))
+  pos = pos + 2 * n + 1
+  redis.call('EXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[1], now, KEYS[i])
+end
+return #KEYS - 1
+"""
 # The fields reconcile compares: what a reader of the hash acts on.
 COMPARED_FIELDS = ("status", "attempt", "run_key", "error_class")
 
@@ -125,6 +139,7 @@ class JobStatusStore:
         self.runs = runs or RunLedger(db)
         self.ttl = ttl
         self.counters = counters or Counters()
+        self._write_script = redis.register_script(WRITE_STATUS_LUA)
 
     @property
     def redis_failures(self) -> int:
@@ -223,15 +238,19 @@ class JobStatusStore:
                         extra={"run_key": statuses[0].run_key})
 
     def write_hashes(self, statuses: Sequence[RunStatus]) -> None:
-        """HSET + EXPIRE + ZADD for each status, in one pipelined round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        now = datetime.now(UTC).timestamp()
+        """HSET + EXPIRE + ZADD for every status, as ONE Redis command (a Lua script).
+
+        One command instead of three per run: measured, packing and parsing 3N pipelined
+        commands in redis-py cost more than the writes themselves."""
+        keys: list[str] = [INDEX_KEY]
+        args: list[str | int | float] = [self.ttl, datetime.now(UTC).timestamp()]
         for st in statuses:
-            key = status_key(st.function_name, st.run_id)
-            pipe.hset(key, mapping=st.to_hash())
-            pipe.expire(key, self.ttl)
-            pipe.zadd(INDEX_KEY, {key: now})
-        pipe.execute()
+            keys.append(status_key(st.function_name, st.run_id))
+            fields = st.to_hash()
+            args.append(len(fields))
+            for name, value in fields.items():
+                args += (name, value)
+        self._write_script(keys=keys, args=args)
 
     # ------------------------------------------------------------------ reads
 
