@@ -11,7 +11,8 @@ the application does:
                  now and then (retriable: retried later; terminal: dead-lettered)
 ``record_run``   one attempt of a function run (start + finish), with retries and failures
 ``read_status``  a status read, through whatever read path the flags name now
-``rescue``       (every few seconds) return jobs whose lease expired to the queue
+``rescue``       (every few seconds) return jobs whose lease expired to the queue: it is
+                 maintenance, so it counts for failures but not in the latency figures
 
 Every operation is recorded as :class:`OpRecord` (wall-clock start, op, latency, ok, error)
 in a per-process JSON-lines file; the parent aggregates them. A "failed" operation is an
@@ -39,14 +40,15 @@ from urllib.parse import urlsplit
 from ledger.errors import ConfigError, PhasegateError, mask_secrets
 
 READ_OPS = frozenset({"read_status"})
+MAINTENANCE_OPS = frozenset({"rescue"})  # not a request: no latency figure
 WORKLOAD_JOB_TYPE = "wl.task"
 TICK_SOURCE = "wl.cron.tick"
 RUN_FUNCTION = "wl.sync"
 DEFAULT_MIX: tuple[tuple[str, float], ...] = (
     ("dispatch", 0.15), ("enqueue", 0.25), ("run", 0.25), ("record_run", 0.20),
     ("read_status", 0.15))
-RESCUE_EVERY_SECONDS = 5.0
 STARTUP_TIMEOUT_SECONDS = 60.0
+FLUSH_SECONDS = 0.5  # how often a worker appends its records to its file
 
 
 class WorkloadError(PhasegateError):
@@ -69,6 +71,8 @@ class WorkloadConfig:
     terminal_rate: float = 0.02  # share that fail terminally
     tick_window: float = 1.0  # seconds: the cron source's dedupe window
     lease_seconds: float = 10.0
+    rescue_every: float = 5.0  # seconds between a worker's lease rescues
+    rescue_limit: int = 100  # jobs returned to the queue per rescue
     job_types: tuple[str, ...] = (WORKLOAD_JOB_TYPE,)  # types the runners take
     seed: int = 0
 
@@ -192,7 +196,7 @@ class _Actor:
         return "miss" if st is None else f"{st.source}:{st.status}"
 
     def rescue(self) -> str:
-        return f"rescued:{len(self.app.rescue_expired())}"
+        return f"rescued:{len(self.app.runner.rescue_expired(self.cfg.rescue_limit))}"
 
     def call(self, op: str) -> OpRecord:
         t = time.time()
@@ -215,31 +219,41 @@ def _worker_main(cfg: WorkloadConfig, index: int, out_path: str, stop: Any, read
     ops = [op for op, _ in cfg.mix]
     weights = [w for _, w in cfg.mix]
     interval = cfg.workers / cfg.rate
-    records: list[OpRecord] = []
+    pending: list[OpRecord] = []
+    done = 0
     ready.put(index)
     start = time.monotonic()
     deadline = start + cfg.duration
     due = start + actor.rng.random() * interval  # spread the workers over one interval
-    last_rescue = start
-    try:
-        while not stop.is_set() and len(records) < cfg.max_ops:
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            if due > now:
-                stop.wait(due - now)
-                continue
-            # Behind schedule by more than a second (a stall): resume the pace, don't burst.
-            due = max(due + interval, now - 1.0)
-            if now - last_rescue >= RESCUE_EVERY_SECONDS:
-                last_rescue = now
-                records.append(actor.call("rescue"))
-            records.append(actor.call(actor.rng.choices(ops, weights)[0]))
-    finally:
-        with open(out_path, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(asdict(rec)) + "\n")
-        actor.app.close()
+    last_rescue = last_flush = start
+    with open(out_path, "w", encoding="utf-8") as fh:
+        try:
+            while not stop.is_set() and done < cfg.max_ops:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if now - last_flush >= FLUSH_SECONDS:  # the parent reads progress live
+                    _flush(fh, pending)
+                    last_flush = now
+                if due > now:
+                    stop.wait(min(due - now, FLUSH_SECONDS))
+                    continue
+                # Behind schedule by more than a second (a stall): resume the pace, no burst.
+                due = max(due + interval, now - 1.0)
+                if now - last_rescue >= cfg.rescue_every:
+                    last_rescue = now
+                    pending.append(actor.call("rescue"))
+                pending.append(actor.call(actor.rng.choices(ops, weights)[0]))
+                done += 1
+        finally:
+            _flush(fh, pending)
+            actor.app.close()
+
+
+def _flush(fh: Any, pending: list[OpRecord]) -> None:
+    fh.write("".join(json.dumps(asdict(rec)) + "\n" for rec in pending))
+    fh.flush()
+    pending.clear()
 
 
 # --------------------------------------------------------------------------- the parent
@@ -297,6 +311,8 @@ class Workload:
 
     def stop(self) -> list[OpRecord]:
         """Ask the workers to stop, wait for them, and load every record (sorted by time)."""
+        if not self._procs:
+            return self.records
         self._stop.set()
         for p in self._procs:
             p.join(timeout=30)
@@ -311,6 +327,13 @@ class Workload:
         if dead:
             raise WorkloadError(f"workload worker(s) crashed: {', '.join(dead)}")
         return self.records
+
+    def records_so_far(self) -> list[OpRecord]:
+        """The records the workers have flushed so far (at most ``FLUSH_SECONDS`` behind)."""
+        if not self._procs:
+            return self.records
+        return sorted(load_records(self._path(i) for i in range(len(self._procs))),
+                      key=lambda r: r.t)
 
     def wait(self) -> list[OpRecord]:
         """Let the run end by its own bounds (duration / max_ops), then aggregate."""
@@ -336,11 +359,15 @@ def run_workload(config: WorkloadConfig) -> list[OpRecord]:
 
 
 def load_records(paths: Iterable[Path]) -> list[OpRecord]:
+    """Every complete record in the workers' files (a line being written is skipped)."""
     out: list[OpRecord] = []
     for path in paths:
-        if path.exists():
-            with open(path, encoding="utf-8") as fh:
-                out.extend(OpRecord(**json.loads(line)) for line in fh if line.strip())
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.endswith("\n"):
+                    out.append(OpRecord(**json.loads(line)))
     return out
 
 
@@ -398,7 +425,7 @@ def summarize(records: Sequence[OpRecord], t0: float | None = None,
     window = [r for r in records if lo <= r.t < hi or (t1 is None and r.t >= lo)]
     writes = [r for r in window if not r.is_read]
     reads = [r for r in window if r.is_read]
-    lat = [r.latency_ms for r in window]
+    lat = [r.latency_ms for r in window if r.op not in MAINTENANCE_OPS]
     errors = Counter(f"{r.op}: {r.error or '?'}"[:160] for r in window if not r.ok)
     seconds = max(hi - lo, 1e-9)
     return Summary(
@@ -406,6 +433,6 @@ def summarize(records: Sequence[OpRecord], t0: float | None = None,
         failed_writes=sum(not r.ok for r in writes), reads=len(reads),
         failed_reads=sum(not r.ok for r in reads), p50_ms=percentile(lat, 50),
         p99_ms=percentile(lat, 99), max_ms=max(lat, default=0.0),
-        max_write_ms=max((r.latency_ms for r in writes), default=0.0),
+        max_write_ms=max((r.latency_ms for r in writes if r.op not in MAINTENANCE_OPS), default=0.0),
         longest_stall_ms=longest_stall_ms(window, lo, hi), ops_per_second=len(window) / seconds,
         by_op=dict(Counter(r.op for r in window)), errors=dict(errors.most_common(5)))

@@ -1,0 +1,33 @@
+"""``invoke demo``: the README's first command — the whole rollout, live, in about a minute."""
+
+from __future__ import annotations
+
+from invoke import Exit, task
+
+from tasks._cli import PROJECT, clean_errors
+
+AT_ROOT = True
+
+
+@task(
+    help={
+        "jobs": "baseline size: jobs seeded before the rollout (default 100000)",
+        "env": "local (default: embedded servers, own database phasegate_demo) or ci (throwaway)",
+        "workers": "workload processes (default 2)",
+        "rate": "workload operations per second, all processes together (default 80)",
+    }
+)
+def demo(c, jobs=100_000, env="local", workers=2, rate=80.0):
+    """Seed a realistic baseline, keep a live workload running, walk every phase with its gate."""
+    from rollout.demo import run_demo
+
+    try:
+        jobs, workers, rate = int(jobs), int(workers), float(rate)
+    except ValueError:
+        raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=1) from None
+    with clean_errors():
+        result = run_demo(env, PROJECT, jobs=jobs, workers=workers, rate=rate)
+    if not result.ok:
+        failed = next((p for p in result.phases if p.outcome != "gated"), None)
+        where = f"{failed.phase}: {failed.error or failed.outcome}" if failed else "incomplete"
+        raise Exit(f"phasegate: demo stopped at {where}", code=1)
