@@ -15,10 +15,10 @@ GATES = ("dual_write", "cutover", "retention", "contract")
 @check("dedupe_dispatch_unique", "no dispatch_key registered or run twice", phases=GATES,
        sql_file="dedupe")
 def dispatch_unique(probe: Probe) -> Outcome:
-    # Runs are compared over a bounded recent window (dedupe_since, default 7 days): the
+    # Runs are compared over a bounded recent window (dedupe_since, default 1 day): the
     # question is whether dedupe works now, and the scan must stay cheap on a big ledger.
     since = as_datetime(probe.ctx.param("dedupe_since", None)) or (
-        datetime.now(UTC) - timedelta(days=float(probe.ctx.param("dedupe_days", 7))))
+        datetime.now(UTC) - timedelta(days=float(probe.ctx.param("dedupe_days", 1))))
     dup_windows = probe.rows(query("dedupe", "duplicate_dispatch_keys"), {"limit": MAX_EVIDENCE})
     dup_runs = probe.rows(query("dedupe", "dispatch_key_many_runs"),
                           {"limit": MAX_EVIDENCE, "since": since})
