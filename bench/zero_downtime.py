@@ -87,7 +87,8 @@ def _run_step(ro: Any, step: Step) -> tuple[str, tuple[tuple[str, str], ...], st
 def drive(target: Any, *, workers: int, rate: float, rest_seconds: float, use_pgbench: bool,
           steps: tuple[Step, ...] = SEQUENCE, plans_dir: Path | None = None,
           job_types: tuple[str, ...] | None = None,
-          pgbench_rate: float = 40.0) -> tuple[list[Segment], list[OpRecord], PgBenchRun | None]:
+          pgbench_rate: float = 40.0, pgbench_chunk_seconds: int = 5,
+          ) -> tuple[list[Segment], list[OpRecord], PgBenchRun | None]:
     """Run the workload (and pgbench) through ``steps`` on a seeded baseline ``target``."""
     import tempfile
 
@@ -101,7 +102,8 @@ def drive(target: Any, *, workers: int, rate: float, rest_seconds: float, use_pg
                          duration=3600, flag_ttl=target.settings.flag_ttl_seconds,
                          job_types=types)
     segments: list[Segment] = []
-    pg = PgBench(target.db_url, rate=pgbench_rate) if use_pgbench else None
+    pg = PgBench(target.db_url, rate=pgbench_rate,
+                 chunk_seconds=pgbench_chunk_seconds) if use_pgbench else None
     plans = plans_dir or Path(tempfile.mkdtemp(prefix="phasegate-zdt-plans-"))
     ro = Rollout(target, "zero-downtime", plans_dir=plans)
     try:

@@ -40,7 +40,7 @@ def _q(db_url: str, query: str, *params: object) -> list[tuple]:
 
 
 def _cfg(db_url: str, redis_url: str, **kw: object) -> WorkloadConfig:
-    opts: dict = {"workers": 2, "rate": 150.0, "duration": 2.5, "flag_ttl": 0.2}
+    opts: dict = {"workers": 2, "rate": 150.0, "duration": 2.0, "flag_ttl": 0.2}
     opts.update(kw)
     return WorkloadConfig(db_url, redis_url, **opts)  # type: ignore[arg-type]
 
