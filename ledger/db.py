@@ -101,8 +101,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20,
                  pool_timeout: float = 30.0) -> None:
         self.url = to_sqlalchemy_url(url)
+        # Flag reads are rare (once per TTL), so a ping per checkout costs nothing there.
         self.engine: Engine = create_engine(self.url, pool_size=max(1, pool_size // 2),
-                                            max_overflow=max_overflow)
+                                            max_overflow=max_overflow, pool_pre_ping=True)
         conninfo = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
         self._pool = _Pool(conninfo, pool_size + max_overflow, pool_timeout)
 

@@ -207,9 +207,21 @@ def test_reconcile_repairs_drift_only_inside_the_range(make_app, redis_client) -
     assert app.reconcile(datetime.now(UTC) - timedelta(days=5)).skipped_reason
 
 
-def test_write_path_survives_a_postgres_restart(make_app, pg_server) -> None:
-    app = make_app("dual")
-    app.record_run("f", "before", outcome="succeeded")
-    pg_server.restart()
-    app.record_run("f", "after", outcome="succeeded")  # pooled connections were broken
-    assert q(app.test_db_url, "SELECT count(*) FROM background_function_run") == [(2,)]
+@pytest.mark.fault
+@pytest.mark.slow  # its own Postgres: initdb + migrations + restart
+def test_write_path_survives_a_postgres_restart(redis_url) -> None:
+    """Its own server: restarting the shared one would break other tests' connections."""
+    from ledger.app import LedgerApp
+    from migrations import api
+
+    with ephemeral.postgres("binaries") as pg:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE restart")
+        url = pg.sqlalchemy_url("restart")
+        api.upgrade(url, "head")
+        set_modes(url, "dual")
+        with LedgerApp(url, redis_url, flag_ttl=0) as app:
+            app.record_run("f", "before", outcome="succeeded")
+            pg.restart()
+            app.record_run("f", "after", outcome="succeeded")  # pooled connections broke
+            assert q(url, "SELECT count(*) FROM background_function_run") == [(2,)]
