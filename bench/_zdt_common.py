@@ -176,7 +176,10 @@ def parse_log(text: str) -> list[PgTxn]:
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+    # The load average says how much else ran on the machine meanwhile (ratios in the same
+    # run cancel most of it out; absolute latencies do not).
+    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
             "platform": platform.platform(), "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 

@@ -215,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     from rollout.settings import Settings
 
     args = _parse(argv)
+    # lease_seconds: the seeded RUNNING jobs have no live runner (the workload's rescue
+    # returns them to the queue ~40/s); the liveness gate must not count those as stuck.
     settings = Settings(flag_ttl_seconds=args.flag_ttl, lock_timeout_ms=args.lock_timeout_ms,
-                        soak_seconds=0, backfill_rows_per_second=args.backfill_rows_per_second)
+                        soak_seconds=0, backfill_rows_per_second=args.backfill_rows_per_second,
+                        lease_seconds=300)
     project = Path(__file__).resolve().parent.parent
     with open_target(args.env, project) as base:
         target = type(base)(base.name, base.db_url, base.redis_url, False, settings)
