@@ -26,6 +26,7 @@ import contextlib
 import ipaddress
 import json
 import multiprocessing as mp
+import os
 import queue
 import random
 import tempfile
@@ -215,6 +216,7 @@ def _worker_main(cfg: WorkloadConfig, index: int, out_path: str, stop: Any, read
     import logging
 
     logging.disable(logging.ERROR)  # the ledger logs every simulated failure; we record them
+    parent = os.getppid()
     actor = _Actor(cfg, index)
     ops = [op for op, _ in cfg.mix]
     weights = [w for _, w in cfg.mix]
@@ -230,7 +232,7 @@ def _worker_main(cfg: WorkloadConfig, index: int, out_path: str, stop: Any, read
         try:
             while not stop.is_set() and done < cfg.max_ops:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or os.getppid() != parent:  # bounded; never orphaned
                     break
                 if now - last_flush >= FLUSH_SECONDS:  # the parent reads progress live
                     _flush(fh, pending)
