@@ -16,12 +16,16 @@ WITH batch AS (
         requested_at, started_at, finished_at, duration_ms, status, error_class, terminal_error)
     SELECT j.type || '\:job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
            greatest(j.attempts, 1), j.id, j.dispatch_key, j.correlation_id,
-           j.created_at, coalesce(j.locked_at, j.created_at), j.updated_at,
-           greatest(0, (extract(epoch FROM j.updated_at - coalesce(j.locked_at, j.created_at)) * 1000)::int),
+           j.created_at, s.started_at, j.updated_at,
+           -- The runner clears locked_at on finish, so the start is estimated from run_at;
+           -- clamp: a job that waited a month must not overflow the int column.
+           least(2147483647, greatest(0, extract(epoch FROM j.updated_at - s.started_at) * 1000))::int,
            CASE j.status WHEN 'SUCCEEDED' THEN 'SUCCEEDED' ELSE 'FAILED' END::background_function_run_status,
            CASE WHEN j.status = 'FAILED' THEN 'TERMINAL'::background_error_class END,
            CASE WHEN j.status = 'FAILED' THEN left(j.last_error, 2000) END
     FROM background_job j JOIN batch b ON b.id = j.id
+    CROSS JOIN LATERAL (SELECT least(coalesce(j.locked_at, greatest(j.run_at, j.created_at)),
+                                     j.updated_at) AS started_at) s
     WHERE j.status IN ('SUCCEEDED', 'FAILED')
     ON CONFLICT (run_key) DO NOTHING
     RETURNING 1
