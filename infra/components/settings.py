@@ -26,6 +26,15 @@ NAMESPACE = "phasegate"
 # Stacks whose resources are protected unless ``phasegate:protect`` says otherwise.
 PRODUCTION_STACKS = frozenset({"prod", "production"})
 _ROLE_FIELDS = {"name", "connectionLimit", "statementTimeoutMs"}
+# Every key the program reads; Pulumi ignores unknown keys, so a test holds the stack files
+# to this list (a typo in a stack file would otherwise silently fall back to a default).
+CONFIG_KEYS = frozenset({
+    "pgHost", "pgPort", "pgAdminUser", "pgAdminPassword", "pgSslMode", "pgSuperuser",
+    "pgMaintenanceDb", "pgDsnHost", "database", "schema", "databaseConnectionLimit", "roles",
+    "migratorLockTimeoutMs", "destroyDropsData", "protect", "redisUrl", "redisImage",
+    "redisPort", "redisBindIp", "redisHost", "redisUser", "redisMaxmemory", "redisKeyPatterns",
+    "redisContainerName", "dockerHost",
+})
 
 
 @dataclass(frozen=True)

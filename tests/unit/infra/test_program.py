@@ -42,15 +42,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 DEFAULT_NAMES = {"migrator": "migrator", "app": "app", "operator": "operator", "readonly": "readonly"}
 
 
-@cache
-def graph(scenario: str) -> dict[str, Any]:
+def run_graph(request: dict[str, Any]) -> dict[str, Any]:
+    """The program's graph for one stack and config, from a child process under mocks."""
     proc = subprocess.run(
         [sys.executable, "-m", "tests.unit.infra.pulumi_graph"],
-        input=json.dumps(SCENARIOS[scenario]), capture_output=True, text=True, cwd=ROOT,
+        input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
         timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
+
+
+@cache
+def graph(scenario: str) -> dict[str, Any]:
+    return run_graph(SCENARIOS[scenario])
 
 
 def of_type(g: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
