@@ -71,15 +71,15 @@ class Comparison:
         return self.ratio >= self.target
 
 
-def _timed(fn: Callable[[int], None], start: int, count: int) -> float:
+def _timed(fn: Callable[[int], object], start: int, count: int) -> float:
     t0 = time.perf_counter()
     for i in range(start, start + count):
         fn(i)
     return time.perf_counter() - t0
 
 
-def compare(name: str, baseline_name: str, baseline: Callable[[int], None],
-            subject: Callable[[int], None], *, n: int, repeats: int = 5, target: float,
+def compare(name: str, baseline_name: str, baseline: Callable[[int], object],
+            subject: Callable[[int], object], *, n: int, repeats: int = 5, target: float,
             warmup: int = 50, chunk: int = 10, per_call: int = 1,
             unit: str = "ops") -> Comparison:
     """Throughputs of ``subject`` and ``baseline`` over ``n`` calls each, per repeat.

@@ -17,6 +17,7 @@ Invariants, and what enforces each:
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,8 +86,9 @@ class DeadLetter:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DeadLetter:
-        return cls(**{k: (str(v) if k in ("status", "error_class") else v)
-                      for k, v in row.items()})
+        values: dict[str, Any] = {k: (str(v) if k in ("status", "error_class") else v)
+                                  for k, v in row.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ class DeadLetters:
 
     def list(self, *, function: str | None = None, error_class: str | None = None,
              older_than: timedelta | None = None, status: str | None = "OPEN",
-             limit: int = 100) -> list[DeadLetter]:
+             limit: int = 100) -> builtins.list[DeadLetter]:
         """Dead letters, newest first, filtered by job type, error class, age and status."""
-        where, params = [sql.SQL("TRUE")], []
+        where: builtins.list[sql.Composable] = [sql.SQL("TRUE")]
+        params: builtins.list[Any] = []
         for column, value, cast in (("job_type", function, ""), ("status", status,
                                     "::background_dead_letter_status"),
                                     ("error_class", error_class, "::background_error_class")):
@@ -225,8 +228,9 @@ class DeadLetters:
             raise LedgerNotExpanded("the dead-letter tables do not exist: this database has "
                                     "not been expanded (run the expand phase first)") from exc
 
-    def _fetch(self, query: sql.Composable | str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        def fetch(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    def _fetch(self, query: sql.Composed | str,
+               params: tuple[Any, ...]) -> builtins.list[dict[str, Any]]:
+        def fetch(conn: psycopg.Connection) -> builtins.list[dict[str, Any]]:
             with conn.cursor(row_factory=dict_row) as cur:
                 return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
 

@@ -106,8 +106,10 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
-        return cls(**{k: (str(v) if k in ("status", "error_class") and v is not None else v)
-                      for k, v in row.items()})
+        values: dict[str, Any] = {
+            k: (str(v) if k in ("status", "error_class") and v is not None else v)
+            for k, v in row.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -244,13 +246,13 @@ def _start_many_sql(rows: int) -> str:
     return _q(_START_TEMPLATE, values=values) + START_MANY_RETURNING
 
 
-def _fetch_one(conn: psycopg.Connection, query: str | sql.Composable,
+def _fetch_one(conn: psycopg.Connection, query: str | sql.Composed,
                params: tuple[Any, ...]) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
 
 
-def _fetch_all(conn: psycopg.Connection, query: str | sql.Composable,
+def _fetch_all(conn: psycopg.Connection, query: str | sql.Composed,
                params: tuple[Any, ...]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()

@@ -34,7 +34,7 @@ def main() -> None:
         app.run_one()
         return
     idle_since = time.monotonic()
-    while time.monotonic() - idle_since < 1.0:
+    while time.monotonic() - idle_since < 0.5:
         if app.run_one() is not None:
             idle_since = time.monotonic()
     app.close()

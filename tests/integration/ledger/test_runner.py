@@ -181,7 +181,7 @@ def test_runner_killed_mid_job_is_rescued_and_the_job_finishes_once(make_app) ->
 def test_several_runner_processes_share_one_database(make_app) -> None:
     app = make_app("dual")
     q(app.test_db_url, EFFECT_TABLE)
-    n = 120
+    n = 60
     with __import__("psycopg").connect(to_dsn(app.test_db_url), autocommit=True) as conn:
         conn.execute("INSERT INTO background_job (type, payload) "
                      "SELECT 't', '{}'::jsonb FROM generate_series(1, %s)", (n,))
