@@ -26,18 +26,24 @@ def handler(ctx: JobContext) -> None:
         threading.Event().wait()
 
 
+def drain(db_url: str, redis_url: str, worker_id: str, lease: float) -> None:
+    """Run jobs until none has been due for half a second."""
+    with LedgerApp(db_url, redis_url, flag_ttl=0, worker_id=worker_id, lease_seconds=lease,
+                   handlers={"t": handler}) as app:
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 0.5:
+            if app.run_one() is not None:
+                idle_since = time.monotonic()
+
+
 def main() -> None:
     db_url, redis_url, worker_id, lease, mode = sys.argv[1:6]
+    if mode == "drain":
+        drain(db_url, redis_url, worker_id, float(lease))
+        return
     app = LedgerApp(db_url, redis_url, flag_ttl=0, worker_id=worker_id,
                     lease_seconds=float(lease), handlers={"t": handler})
-    if mode == "hang":
-        app.run_one()
-        return
-    idle_since = time.monotonic()
-    while time.monotonic() - idle_since < 0.5:
-        if app.run_one() is not None:
-            idle_since = time.monotonic()
-    app.close()
+    app.run_one()  # the handler hangs after its effect; the test kills this process
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -181,13 +182,23 @@ def test_runner_killed_mid_job_is_rescued_and_the_job_finishes_once(make_app) ->
 def test_several_runner_processes_share_one_database(make_app) -> None:
     app = make_app("dual")
     q(app.test_db_url, EFFECT_TABLE)
-    n = 60
+    n = 120
     with __import__("psycopg").connect(to_dsn(app.test_db_url), autocommit=True) as conn:
         conn.execute("INSERT INTO background_job (type, payload) "
                      "SELECT 't', '{}'::jsonb FROM generate_series(1, %s)", (n,))
-    procs = [_spawn(app, f"w{i}", 30.0, "drain") for i in range(3)]
+    from tests.integration.ledger._worker import drain
+
+    kw = app.redis.connection_pool.connection_kwargs
+    redis_url = f"redis://{kw['host']}:{kw['port']}/0"
+    # fork: three OS processes without three interpreter start-ups; each builds its own app.
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=drain, args=(app.test_db_url, redis_url, f"w{i}", 30.0))
+             for i in range(3)]
     for p in procs:
-        assert p.wait(120) == 0
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
     assert q(app.test_db_url, "SELECT status, count(*) FROM background_job GROUP BY 1") == [
         ("SUCCEEDED", n)]
     assert q(app.test_db_url, "SELECT count(*), count(DISTINCT job_id) FROM test_effect") == [
