@@ -3,7 +3,8 @@
 The workload generator, the demo and applications build one per process::
 
     app = LedgerApp(db_url, redis_url, flag_ttl=1.0, handlers={"email": send_email})
-    app.dispatch("cron.tick")                 # at most one send per window
+    app.dispatch("cron.tick")                 # at most one send per window (to a Redis
+                                              # stream, or with dispatch_job_type= a job)
     job_id = app.enqueue_job("email", {"to": "a@b"})
     app.run_one()                             # claim + run one job
     app.record_run("sync", "run-1", outcome="succeeded")
@@ -43,6 +44,24 @@ def redis_client(url: str, timeout: float = REDIS_TIMEOUT_SECONDS) -> redis_lib.
                                     socket_connect_timeout=timeout)
 
 
+class JobSender:
+    """A :class:`Sender` that enqueues the dispatched work as a ``background_job``, carrying
+    the dispatch's correlation id and key into the job (and so into every attempt's run
+    ledger row and log line): cron tick -> dispatch -> job -> attempts, one correlation id."""
+
+    def __init__(self, db: Database, modes: ModeSource, job_type: str,
+                 max_attempts: int = 5) -> None:
+        self.db, self.modes, self.job_type, self.max_attempts = db, modes, job_type, max_attempts
+
+    def send(self, event: DispatchEvent) -> str:
+        job_id = jobs.enqueue(self.db, self.job_type, event.payload,
+                              with_ledger_columns=self.modes.modes().writes_db,
+                              max_attempts=self.max_attempts,
+                              correlation_id=event.correlation_id,
+                              dispatch_key=event.dispatch_key)
+        return f"job:{job_id}"
+
+
 class LedgerApp:
     """The dispatch ledger, run ledger, status store, runner and dead letters, wired."""
 
@@ -54,12 +73,15 @@ class LedgerApp:
                  worker_id: str | None = None, lease_seconds: float = 30.0,
                  heartbeat_seconds: float | None = None,
                  policies: RetryPolicies | None = None,
-                 classifier: ErrorClassifier | None = None, pool_size: int = 10) -> None:
+                 classifier: ErrorClassifier | None = None, pool_size: int = 10,
+                 dispatch_job_type: str | None = None) -> None:
         self.db = Database(db_url, pool_size=pool_size)
         self.redis = redis_client(redis_url)
         self.flags = FlagReader(self.db.engine, ttl=flag_ttl)
         self.modes = ModeSource(self.flags)
         self.counters = Counters()
+        if sender is None and dispatch_job_type is not None:
+            sender = JobSender(self.db, self.modes, dispatch_job_type)
         self.runs = RunLedger(self.db)
         self.status = JobStatusStore(self.db, self.redis, self.modes, self.runs,
                                      counters=self.counters)

@@ -218,3 +218,32 @@ def test_runner_claims_only_job_types_it_has_handlers_for(make_app, mode) -> Non
     assert app.run_one() is None
     assert q(app.test_db_url, "SELECT status FROM background_job WHERE id = %s", (other,)) == [
         ("PENDING",)]
+
+
+def test_one_correlation_id_from_tick_to_attempts_and_logs(make_app, caplog) -> None:
+    from ledger import correlation
+    from ledger.logs import CorrelationFilter
+
+    app = make_app("dual", policies=FAST, dispatch_job_type="sweep")
+    seen: list[tuple[str, str | None]] = []
+
+    def sweep(ctx: JobContext) -> None:
+        seen.append((ctx.correlation_id, ctx.dispatch_key))
+        if ctx.attempt == 1:
+            raise TimeoutError("first attempt times out")
+
+    app.runner.register("sweep", sweep)
+    caplog.handler.addFilter(CorrelationFilter())
+    with caplog.at_level("INFO", logger="phasegate"):
+        with correlation.use("tick-77"):
+            out = app.dispatch("cron.sweep")
+        assert out.event_id.startswith("job:")
+        app.runner.run_until_empty()
+    key = out.registration.dispatch_key
+    assert seen == [("tick-77", key), ("tick-77", key)]
+    assert q(app.test_db_url, "SELECT correlation_id, dispatch_key FROM background_dispatch_window"
+             ) == [("tick-77", key)]
+    assert q(app.test_db_url, "SELECT DISTINCT correlation_id, dispatch_key FROM "
+             "background_function_run") == [("tick-77", key)]
+    ledger_lines = [r for r in caplog.records if r.name.startswith("phasegate.ledger")]
+    assert ledger_lines and {r.correlation_id for r in ledger_lines} == {"tick-77"}
