@@ -200,7 +200,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(col)
     for row in rows:
         table.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)
 
 
 class Stopwatch:

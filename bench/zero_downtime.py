@@ -81,7 +81,29 @@ def _run_step(ro: Any, step: Step) -> tuple[str, tuple[tuple[str, str], ...], st
         reps = ro.rollback(to=step.to)
         return ",".join(r.outcome for r in reps), (), None
     except PhasegateError as exc:
-        return "error", (), str(exc).splitlines()[0][:300]
+        return "error", _failed_gate(ro), str(exc).splitlines()[0][:300] + _gate_evidence(ro)
+
+
+def _failed_gate(ro: Any) -> tuple[tuple[str, str], ...]:
+    gate = _last_gate_event(ro)
+    return tuple((r["check"], r["verdict"]) for r in gate.get("results", []))
+
+
+def _gate_evidence(ro: Any) -> str:
+    """The failed checks' summaries, so the JSON says why a gate failed under load."""
+    fails = [f"{r['check']}: {r['summary']}" for r in _last_gate_event(ro).get("results", [])
+             if r.get("verdict") == "fail"]
+    return f" [{'; '.join(fails)}]"[:600] if fails else ""
+
+
+def _last_gate_event(ro: Any) -> dict[str, Any]:
+    try:
+        events = ro.store.events(limit=8)
+    except Exception:  # the evidence is a courtesy: never mask the step's own error
+        return {}
+    gates = [e for e in events if e["event"] == "gate" and e["outcome"] == "fail"]
+    recent = gates and events[-1]["id"] - gates[-1]["id"] < 8
+    return dict(gates[-1]["detail"] or {}) if recent else {}
 
 
 def drive(target: Any, *, workers: int, rate: float, rest_seconds: float, use_pgbench: bool,
