@@ -1,4 +1,8 @@
-"""``invoke rollout``, ``invoke plan`` and ``invoke migrate``: the release manager's commands."""
+"""``invoke rollout``, ``invoke plan`` and ``invoke migrate``: the release manager's commands.
+
+(Named release.py, not rollout.py: Invoke puts tasks/ on sys.path, where a module named
+like a package would shadow it.)
+"""
 
 from __future__ import annotations
 
