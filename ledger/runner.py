@@ -187,7 +187,11 @@ class JobRunner:
                 handler(ctx)
             except Exception as exc:  # every handler failure is classified, none escapes
                 return self._failed(job, run_id, exc, hb.lost.is_set())
-        self.status.succeed(job.type, run_id, job.attempts)
+        try:
+            self.status.succeed(job.type, run_id, job.attempts)
+        except IllegalRunTransition:
+            # A rescuer already recorded this attempt as failed (lease expired): we stalled.
+            return self._lease_lost(job)
         if not jobs.finish_succeeded(self.db, job, self.worker_id):
             return self._lease_lost(job)
         log.info("job %s (%s) attempt %s succeeded", job.id, job.type, job.attempts)

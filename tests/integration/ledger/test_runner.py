@@ -247,3 +247,37 @@ def test_one_correlation_id_from_tick_to_attempts_and_logs(make_app, caplog) -> 
              "background_function_run") == [("tick-77", key)]
     ledger_lines = [r for r in caplog.records if r.name.startswith("phasegate.ledger")]
     assert ledger_lines and {r.correlation_id for r in ledger_lines} == {"tick-77"}
+
+
+def test_a_stalled_worker_that_lost_its_lease_settles_nothing(make_app) -> None:
+    import threading
+
+    from tests.integration.ledger._worker import handler as effect_handler
+
+    stalled = make_app("dual", lease_seconds=0.3, heartbeat_seconds=60, worker_id="stalled",
+                       policies=FAST)
+    rescuer = make_app("dual", db_url=stalled.test_db_url, lease_seconds=0.3,
+                       worker_id="rescuer", policies=FAST, handlers={"t": effect_handler})
+    q(stalled.test_db_url, EFFECT_TABLE)
+    release = threading.Event()
+
+    def slow(ctx: JobContext) -> None:
+        effect_handler(ctx)  # the effect happens, then the worker stalls past its lease
+        release.wait(10)
+
+    stalled.runner.register("t", slow)
+    job = stalled.enqueue_job("t")
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(stalled.run_one()))
+    t.start()
+    time.sleep(0.6)
+    assert rescuer.rescue_expired() == [job]
+    assert rescuer.run_one().outcome == "succeeded"
+    release.set()
+    t.join(10)
+    assert result[0].outcome == "lease_lost"
+    assert q(stalled.test_db_url, "SELECT status, attempts, locked_by FROM background_job") == [
+        ("SUCCEEDED", 2, None)]
+    assert q(stalled.test_db_url, "SELECT count(*) FROM test_effect") == [(1,)]
+    assert q(stalled.test_db_url, "SELECT attempt, status FROM background_function_run "
+             "ORDER BY attempt") == [(1, "FAILED"), (2, "SUCCEEDED")]
