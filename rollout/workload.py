@@ -29,6 +29,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import re
 import tempfile
 import time
 from collections import Counter, deque
@@ -428,7 +429,7 @@ def summarize(records: Sequence[OpRecord], t0: float | None = None,
     writes = [r for r in window if not r.is_read]
     reads = [r for r in window if r.is_read]
     lat = [r.latency_ms for r in window if r.op not in MAINTENANCE_OPS]
-    errors = Counter(f"{r.op}: {r.error or '?'}"[:160] for r in window if not r.ok)
+    errors = Counter(_error_kind(r) for r in window if not r.ok)
     seconds = max(hi - lo, 1e-9)
     return Summary(
         seconds=round(seconds, 3), ops=len(window), writes=len(writes),
@@ -437,4 +438,12 @@ def summarize(records: Sequence[OpRecord], t0: float | None = None,
         p99_ms=percentile(lat, 99), max_ms=max(lat, default=0.0),
         max_write_ms=max((r.latency_ms for r in writes if r.op not in MAINTENANCE_OPS), default=0.0),
         longest_stall_ms=longest_stall_ms(window, lo, hi), ops_per_second=len(window) / seconds,
-        by_op=dict(Counter(r.op for r in window)), errors=dict(errors.most_common(5)))
+        by_op=dict(Counter(r.op for r in window)), errors=dict(errors.most_common(10)))
+
+
+_KEYS = re.compile(r"\S+@\S+Z|\S+:(job|wl)-[\w-]+:\d+|\d+")
+
+
+def _error_kind(r: OpRecord) -> str:
+    """``op: error`` with keys and numbers blanked, so one cause counts as one kind."""
+    return _KEYS.sub("…", f"{r.op}: {r.error or '?'}")[:200]
