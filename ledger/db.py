@@ -8,6 +8,11 @@ Two pools over one URL:
   (:meth:`Database.connect`), so a single-statement write (``INSERT ... ON CONFLICT ...
   RETURNING``) is one round trip, and multi-statement ones use ``conn.transaction()``.
 
+Prepared statements (psycopg prepares a statement after 5 runs) go stale when the rollout
+drops and re-creates the tables they use (expand rolled back, then re-applied): such an
+error resets the pool and the statement, which did not run, is retried on a fresh
+connection.
+
 Disconnects are handled optimistically rather than with ``pool_pre_ping``: measured on
 loopback, a ping per checkout costs ~40% of the throughput of a one-statement write. A
 statement that fails because its connection broke (a Postgres restart) invalidates that
@@ -40,6 +45,19 @@ def to_sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+# A prepared statement outlived the schema it was planned against: the rollout dropped and
+# re-created a table or enum (expand rolled back, then re-applied) under a running process.
+_STALE_PLAN_STATES = {"0A000", "XX000", "26000"}
+_STALE_PLAN_TEXT = ("cached plan must not change result type", "cache lookup failed",
+                    "prepared statement")
+
+
+def stale_plan(exc: BaseException) -> bool:
+    """Did ``exc`` come from a prepared statement planned against a schema since changed?"""
+    state = getattr(exc, "sqlstate", None)
+    return state in _STALE_PLAN_STATES and any(t in str(exc) for t in _STALE_PLAN_TEXT)
 
 
 class PoolExhausted(LedgerError):
@@ -113,24 +131,31 @@ class Database:
         conn, generation = self._pool.get()
         try:
             yield conn
+        except psycopg.Error as exc:
+            if stale_plan(exc):
+                self._pool.reset()
+            raise
         finally:
             self._pool.put(conn, generation)
 
-    def run(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        """``fn(conn)``, retried once on a fresh connection if the first one was broken.
-
-        ``fn`` must be idempotent (every ledger write is)."""
+    def run(self, fn: Callable[[psycopg.Connection], T], *, retry_broken: bool = True) -> T:
+        """``fn(conn)``, retried once on a fresh connection after a stale prepared statement
+        (always safe: the statement failed before it ran) or, with ``retry_broken``, after
+        a broken connection (``fn`` must then be idempotent; every ledger write is)."""
         for attempt in (1, 2):
             # get/put inline rather than ``with self.connect()``: this is the hot path.
             conn, generation = self._pool.get()
             try:
                 return fn(conn)
-            except psycopg.OperationalError:
-                if attempt == 2 or not (conn.broken or conn.closed):
+            except psycopg.Error as exc:
+                broken = retry_broken and isinstance(exc, psycopg.OperationalError) and (
+                    conn.broken or conn.closed)
+                if attempt == 2 or not (broken or stale_plan(exc)):
                     raise
             finally:
                 self._pool.put(conn, generation)
-            # A restart broke every pooled connection, not just this one.
+            # A restart broke every pooled connection, and a schema change staled every
+            # connection's prepared statements: start over with fresh connections.
             self._pool.reset()
         raise AssertionError("unreachable")
 

@@ -111,9 +111,9 @@ def claim(db: Database, worker_id: str, *, with_ledger_columns: bool,
             return cur.execute(query, params).fetchone()
 
     # Not retried on a broken connection: the claim may have committed, and re-running it
-    # would take a second job. The lost one is rescued when its lease expires.
-    with db.connect() as conn:
-        row = take(conn)
+    # would take a second job (the lost one is rescued when its lease expires). A stale
+    # prepared statement is retried: it failed before it ran.
+    row = db.run(take, retry_broken=False)
     return None if row is None else ClaimedJob(**row)
 
 
