@@ -50,8 +50,11 @@ CREATE TABLE bench_run_part_new PARTITION OF bench_run_part
 
 
 def _fill(engine, table: str, tag: str, n: int, days: int) -> None:  # type: ignore[no-untyped-def]
-    # The table name is one of two constants of this module, never input.
+    # The table name is one of two constants of this module, never input. The partitioned
+    # copy has no identity column (LIKE does not copy it): its ids are given.
     sql = INSERT_RUNS.replace("{table}", table)
+    if table == "bench_run_part":
+        sql = sql.replace("(run_key,", "(id, run_key,").replace("SELECT :tag", "SELECT g, :tag")
     with engine.begin() as conn:
         conn.execute(text(sql), {"tag": tag, "n": n, "days": days})
         conn.execute(text("ANALYZE " + table))

@@ -17,12 +17,15 @@ AT_ROOT = True
         "rate": "workload operations per second, all processes together (default 80)",
     }
 )
-def demo(c, jobs=100_000, env="local", workers=2, rate=80.0):
+def demo(c, jobs=None, env="local", workers=None, rate=None):
     """Seed a realistic baseline, keep a live workload running, walk every phase with its gate."""
     from rollout.demo import run_demo
 
+    # Parsed here, not by Invoke: its own int() of a typed default ends in a traceback.
     try:
-        jobs, workers, rate = int(jobs), int(workers), float(rate)
+        jobs = int(jobs) if jobs is not None else 100_000
+        workers = int(workers) if workers is not None else 2
+        rate = float(rate) if rate is not None else 80.0
     except ValueError:
         raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=1) from None
     with clean_errors():
