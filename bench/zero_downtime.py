@@ -323,6 +323,7 @@ def write_png(path: Path, segments: list[Segment], records: list[OpRecord],
     if pg is not None and pg.txns:
         ax.scatter([x.start - t0 for x in pg.txns], [max(x.latency_ms, 0.01) for x in pg.txns],
                    s=3, c="#9467bd", alpha=0.35, label=f"pgbench transactions ({len(pg.txns)})")
+    ax.plot(*_rolling_p99(records, t0), c="black", lw=1.2, label="workload p99 per second")
     if bad:
         ax.scatter([r.t - t0 for r in bad], [max(r.latency_ms, 0.01) for r in bad], s=30,
                    c="red", marker="x", label=f"failed operations ({len(bad)})")
@@ -337,6 +338,16 @@ def write_png(path: Path, segments: list[Segment], records: list[OpRecord],
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _rolling_p99(records: list[OpRecord], t0: float) -> tuple[list[float], list[float]]:
+    from rollout.workload import percentile
+
+    buckets: dict[int, list[float]] = {}
+    for r in records:
+        buckets.setdefault(int(r.t - t0), []).append(r.latency_ms)
+    xs = sorted(buckets)
+    return [x + 0.5 for x in xs], [max(percentile(buckets[x], 99), 0.01) for x in xs]
 
 
 def _darker(hex_color: str) -> str:
