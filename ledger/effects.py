@@ -91,17 +91,25 @@ class EffectLedger:
 
     def _once_db(self, key: str, fn: Callable[[psycopg.Connection | None], R],
                  job_id: int | None, run_key: str | None) -> EffectResult[R]:
-        with self.db.connect() as conn, conn.transaction():
-            claimed = conn.execute(CLAIM_SQL, (key, job_id, run_key)).fetchone()
-            if claimed is None:
-                row = conn.execute(RESULT_SQL, (key,)).fetchone()
-                self.counters.incr("effect_skipped")
-                log.info("effect %s already happened; not repeated", key)
-                return EffectResult(key, False, row[0] if row else None)
-            value = fn(conn)  # raising rolls back the key together with the effect's record
-            conn.execute(STORE_SQL, (Jsonb(_jsonable(value)), key))
-        self.counters.incr("effect_ran")
-        return EffectResult(key, True, value)
+        def attempt(conn: psycopg.Connection) -> EffectResult[R]:
+            with conn.transaction():
+                claimed = conn.execute(CLAIM_SQL, (key, job_id, run_key)).fetchone()
+                if claimed is None:
+                    row = conn.execute(RESULT_SQL, (key,)).fetchone()
+                    return EffectResult(key, False, row[0] if row else None)
+                value = fn(conn)  # raising rolls back the key with the effect's record
+                conn.execute(STORE_SQL, (Jsonb(_jsonable(value)), key))
+            return EffectResult(key, True, value)
+
+        # Not retried on a broken connection (the commit may have happened); a stale
+        # prepared statement is retried by Database.run (the transaction rolled back).
+        result = self.db.run(attempt, retry_broken=False)
+        if result.ran:
+            self.counters.incr("effect_ran")
+        else:
+            self.counters.incr("effect_skipped")
+            log.info("effect %s already happened; not repeated", key)
+        return result
 
     def _once_redis(self, key: str, fn: Callable[[psycopg.Connection | None], R]
                     ) -> EffectResult[R]:
