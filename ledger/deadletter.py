@@ -150,9 +150,16 @@ class DeadLetters:
             raise DeadLetterNotFound(dead_letter_id)
         return DeadLetter.from_row(rows[0])
 
-    def show(self, dead_letter_id: int) -> DeadLetterDetail:
-        """The dead letter, every attempt of its job's lineage, and its audit trail."""
+    def show(self, dead_letter_id: int, operator: str | None = None) -> DeadLetterDetail:
+        """The dead letter, every attempt of its job's lineage, and its audit trail; with
+        ``operator``, the inspection itself is audited (action ``inspect``)."""
         letter = self.get(dead_letter_id)
+        if operator:
+            def record(conn: psycopg.Connection) -> None:
+                with conn.cursor() as cur:
+                    _audit(cur, operator, "inspect", dead_letter_id, "ok", None, {})
+
+            self._act(record)
         lineage = [r["job_id"] for r in self._fetch(LINEAGE_SQL, (letter.job_id,))]
         audit = [AuditEntry(**r) for r in self._fetch(AUDIT_LIST_SQL, (str(dead_letter_id),))]
         return DeadLetterDetail(letter, self.runs.history(lineage), audit)

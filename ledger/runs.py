@@ -132,9 +132,9 @@ class RunStart:
         return (self.run_key, self.function_name, self.run_id, self.attempt, self.dispatch_key,
                 self.correlation_id, self.job_id, self.requested_at)
 
-    def record(self) -> RunRecord:
+    def record(self, now: datetime | None = None) -> RunRecord:
         """The record of this attempt as just inserted (times from this process's clock)."""
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         return RunRecord(self.run_key, self.function_name, self.run_id, self.attempt, RUNNING,
                          self.dispatch_key, self.correlation_id, self.job_id,
                          self.requested_at or now, now, updated_at=now, created=True)
@@ -176,7 +176,8 @@ class RunLedger:
 
         def insert(conn: psycopg.Connection) -> list[RunRecord]:
             created = {r[0] for r in conn.execute(query, params).fetchall()}
-            out = [s.record() for key, s in unique.items() if key in created]
+            now = datetime.now(UTC)
+            out = [s.record(now) for key, s in unique.items() if key in created]
             existing = [key for key in unique if key not in created]
             if existing:
                 out += [RunRecord.from_row(r) for r in _fetch_all(conn, GET_MANY_SQL, (existing,))]

@@ -74,15 +74,17 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
             op.print_letters(letters)
 
 
-@task(help={"id": "dead letter id", "format": "table | json", "env": ENV_HELP,
-            "db_url": URL_HELP})
-def show(c, id=None, format="table", env="local", db_url=None):
+@task(help={"id": "dead letter id", "format": "table | json",
+            "operator": "who is looking (default $USER; the inspection is audited)",
+            "env": ENV_HELP, "db_url": URL_HELP})
+def show(c, id=None, format="table", operator=None, env="local", db_url=None):
     """Show one dead letter with its full attempt history and audit trail."""
     from ledger import operator as op
 
     with clean_errors(*_db_errors()):
         fmt = op.check_format(format)
-        detail = _dead_letters(env, db_url).show(op.parse_id(id))
+        who = operator or os.environ.get("USER") or os.environ.get("LOGNAME")
+        detail = _dead_letters(env, db_url).show(op.parse_id(id), operator=who)
         if fmt == "json":
             print(op.to_json(detail))
         else:

@@ -71,6 +71,9 @@ def test_show_has_the_full_attempt_history_across_requeues(make_app) -> None:
     assert len(detail.attempts) == 2
     assert all(a.status == "FAILED" and a.error_class == "TERMINAL" for a in detail.attempts)
     assert app.dead_letters.show(first).audit[0].action == "requeue"
+    app.dead_letters.show(second, operator="dave")
+    assert [(a.operator, a.action) for a in app.dead_letters.show(second).audit] == [
+        ("dave", "inspect")]
 
 
 def test_two_operators_requeueing_at_once_make_one_live_copy(make_app) -> None:
