@@ -30,7 +30,7 @@ RAW_RUNS = """
 INSERT INTO background_function_run (
     run_key, function_name, run_id, attempt, job_id, dispatch_key, correlation_id,
     requested_at, started_at, finished_at, duration_ms, status, error_class, terminal_error)
-SELECT j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
+SELECT j.type || '\\:job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
        greatest(j.attempts, 1), j.id, j.dispatch_key, j.correlation_id,
        j.created_at, coalesce(j.locked_at, j.created_at), j.updated_at,
        greatest(0, (extract(epoch FROM j.updated_at - coalesce(j.locked_at, j.created_at)) * 1000)::int),
