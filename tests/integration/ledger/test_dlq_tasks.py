@@ -93,3 +93,10 @@ def test_unreachable_database_is_one_line_without_the_password() -> None:
 def test_not_expanded_database_says_so(make_db) -> None:
     out = invoke("dlq.list", "--db-url", make_db("kit"))
     assert out.returncode == 1 and "not been expanded" in out.stderr
+
+
+def test_env_is_resolved_by_the_rollout_environments() -> None:
+    out = invoke("dlq.list", "--env", "nosuchenv")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        line for line in out.stderr.strip().splitlines() if "unknown environment" in line]
