@@ -98,5 +98,5 @@ def test_not_expanded_database_says_so(make_db) -> None:
 def test_env_is_resolved_by_the_rollout_environments() -> None:
     out = invoke("dlq.list", "--env", "nosuchenv")
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [
-        line for line in out.stderr.strip().splitlines() if "unknown environment" in line]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown environment 'nosuchenv'" in lines[0]
