@@ -27,12 +27,8 @@ def _write_mode(db_url: str, mode: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ledger/db.py: pooled connections keep psycopg's server-side prepared statements; after "
-    "the expand rollback drops the ledger tables and enums and expand re-creates them, every "
-    "prepared statement fails ('cached plan must not change result type' or 'cache lookup "
-    "failed for type') until "
-    "the process restarts"))
+# Finding 1 (fixed in ledger/db.py, ed92891): prepared statements staled by the expand
+# rollback + re-apply reset the pool and are retried once. Now a regression guard.
 def test_app_survives_expand_rollback_and_reapply(make_db, redis_url) -> None:
     url = make_db("expand")
     _write_mode(url, "dual")
