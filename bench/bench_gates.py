@@ -2,14 +2,16 @@
 
 Loads ``--rows`` run-ledger rows (default 1 000 000; ``--rows 10000000`` for the 10M
 figure, which takes minutes to load on 2 cores) with ``INSERT ... SELECT generate_series``,
-plus jobs (a tenth, backfilled), dispatch windows, dead letters and the Redis statuses of
+plus background jobs (``--jobs``, default a hundredth of the rows; the backfill check probes
+one index entry per job, so its time follows this number, about 8 us per job here), all
+backfilled, dispatch windows, dead letters and the Redis statuses of
 the dual-write window, into a throwaway Postgres + Redis. Then runs every check
 (``checks.run_checks``) ``--repeat`` times, interleaved with the raw baseline: one
 sequential ``count(*)`` over the run ledger, the cheapest full look at the data. Reports the
 suite's median wall time, the ratio to the baseline, each check's median time and verdict,
 and whether the target (``--target-seconds``, 5) was met; writes bench/results/gates.json.
 
-    python bench/bench_gates.py [--rows N] [--repeat 3] [--target-seconds 5]
+    python bench/bench_gates.py [--rows N] [--jobs N] [--repeat 3] [--target-seconds 5]
 """
 
 from __future__ import annotations
@@ -90,10 +92,9 @@ def _secondary_indexes(conn: psycopg.Connection) -> list[str]:
         "AND indexname LIKE 'ix_%'").fetchall()]
 
 
-def load(dsn: str, rows: int) -> dict[str, float]:
+def load(dsn: str, rows: int, jobs: int) -> dict[str, float]:
     """Fill the ledger; secondary indexes are dropped first and rebuilt after (faster)."""
     timings: dict[str, float] = {}
-    jobs = max(rows // 10, 1)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
         defs = _secondary_indexes(conn)
@@ -164,12 +165,17 @@ def _fix_known_misnaming(dsn: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="background jobs, all backfilled (default rows / 100)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--target-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
+    args.jobs = args.jobs or max(args.rows // 100, 1)
+    if not 1 <= args.jobs < args.rows:
+        parser.error("--jobs must be between 1 and --rows")
     with ephemeral.postgres() as pg, ephemeral.redis() as rd:
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench_gates")
@@ -177,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         api.upgrade(url, "head")
         fixed = _fix_known_misnaming(dsn)
         started = time.perf_counter()
-        timings = load(dsn, args.rows)
+        timings = load(dsn, args.rows, args.jobs)
         since = datetime.now(UTC) - timedelta(hours=1)
         statuses = seed_redis(dsn, rd.url, since)
         load_s = time.perf_counter() - started
         ctx = CheckContext(db_url=url, redis_url=rd.url, params={
-            "parity_since": since, "backfill_until_id": args.rows // 10, "retention_days": 30,
+            "parity_since": since, "backfill_until_id": args.jobs, "retention_days": 30,
             "triage_budget_ms": 50, "lease_seconds": 3600})
         suite, baseline, runs = measure(ctx, dsn, args.repeat)
     report = _report(args, runs, suite, baseline, load_s, timings, statuses, fixed)
@@ -203,7 +209,7 @@ def _report(args: argparse.Namespace, runs: list[Any], suite: list[float], basel
     return {
         "benchmark": "gates", "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "rows": args.rows, "redis_statuses": statuses, "repeat": args.repeat,
+        "rows": args.rows, "jobs": args.jobs, "redis_statuses": statuses, "repeat": args.repeat,
         "load_seconds": round(load_s, 1), "load_steps_seconds": {k: round(v, 2) for k, v in timings.items()},
         "suite_seconds_median": round(med, 3), "suite_seconds_all": [round(s, 3) for s in suite],
         "baseline": "SELECT count(*) FROM background_function_run (one sequential scan)",

@@ -23,7 +23,7 @@ from checks.sqlfile import query
 from checks.timeparam import as_datetime
 from ledger.redis_layout import INDEX_KEY, KEY_PREFIX, STATUS_TTL_SECONDS, status_key
 
-BATCH = 500
+BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -45,24 +45,37 @@ def split_key(key: str) -> tuple[str, str]:
     return function_name, run_id
 
 
+FIELDS = ("status", "attempt", "run_key", "updated_at")
+
+
 def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
-def read_redis(client: Any, keys_scores: Iterable[tuple[str, float]]) -> list[RedisStatus]:
-    """HGETALL every key (pipelined, in batches); a key whose hash expired has no status."""
-    out: list[RedisStatus] = []
-    for chunk in _chunks(list(keys_scores)):
+def fetch_hashes(client: Any, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The status fields of every key (pipelined HMGET, in batches); {} for an expired key."""
+    out: dict[str, dict[str, str]] = {}
+    for chunk in _chunks(list(keys)):
         pipe = client.pipeline(transaction=False)
-        for key, _ in chunk:
-            pipe.hgetall(key)
-        for (key, score), h in zip(chunk, pipe.execute(), strict=True):
-            fn, run_id = split_key(key)
-            attempt = h.get("attempt")
-            out.append(RedisStatus(
-                key, fn, run_id, h.get("status"), int(attempt) if attempt else None,
-                h.get("run_key"), as_datetime(h.get("updated_at")), float(score)))
+        for key in chunk:
+            pipe.hmget(key, FIELDS)
+        for key, values in zip(chunk, pipe.execute(), strict=True):
+            out[key] = {f: v for f, v in zip(FIELDS, values, strict=True) if v is not None}
+    return out
+
+
+def read_redis(client: Any, keys_scores: Iterable[tuple[str, float]]) -> list[RedisStatus]:
+    """The Redis read path for the given index entries."""
+    pairs = list(keys_scores)
+    hashes = fetch_hashes(client, [k for k, _ in pairs])
+    out = []
+    for key, score in pairs:
+        h = hashes.get(key, {})
+        fn, run_id = split_key(key)
+        attempt = h.get("attempt")
+        out.append(RedisStatus(key, fn, run_id, h.get("status"), int(attempt) if attempt else None,
+                               h.get("run_key"), as_datetime(h.get("updated_at")), float(score)))
     return out
 
 
@@ -73,61 +86,64 @@ def window_start(probe: Probe) -> datetime | None:
     return since
 
 
-def _young(ts: datetime | None, now: datetime, grace: float) -> bool:
-    return ts is not None and (now - ts).total_seconds() < grace
+@dataclass(frozen=True)
+class _Rule:
+    """The in-flight rule: which differences are too young to call a mismatch."""
+
+    since: datetime
+    now: datetime
+    grace: float
+
+    def in_flight(self, *stamps: datetime | str | None, redis_score: float | None = None) -> bool:
+        times = [as_datetime(t) for t in stamps if t]
+        newest = max((t for t in times if t), default=None)
+        if newest is not None and (self.now - newest).total_seconds() < self.grace:
+            return True
+        if redis_score is not None:
+            written = datetime.fromtimestamp(redis_score, UTC)
+            return (self.now - written).total_seconds() < self.grace \
+                or (written - self.since).total_seconds() < self.grace
+        return False
 
 
-def _redis_to_db(probe: Probe, entries: list[RedisStatus], since: datetime, now: datetime,
-                 grace: float) -> tuple[list[dict], int]:
-    mismatches, in_flight = [], 0
-    for chunk in _chunks(entries):
-        keys = [e.run_key for e in chunk if e.run_key]
-        db = {r["run_key"]: r for r in probe.rows(query("parity", "runs_by_key"), {"keys": keys})}
-        for e in chunk:
-            row = db.get(e.run_key or "")
-            problem = None
-            if e.status is None:
-                continue  # expired between ZRANGE and HGETALL: nothing to compare
-            if row is None:
-                problem = "missing in db"
-            elif row["status"] != e.status:
-                problem = "status differs"
-            if problem is None:
-                continue
-            started = datetime.fromtimestamp(e.score, UTC)
-            newest = max(t for t in (e.updated_at, row["updated_at"] if row else None, started) if t)
-            if _young(newest, now, grace) or (started - since).total_seconds() < grace:
-                in_flight += 1
-                continue
-            mismatches.append({"problem": problem, "run_key": e.run_key, "redis_status": e.status,
-                               "db_status": row["status"] if row else None})
-    return mismatches, in_flight
-
-
-def _db_to_redis(probe: Probe, rows: list[dict], now: datetime, grace: float) -> tuple[list[dict], int]:
-    mismatches, in_flight = [], 0
-    ttl_edge = now - timedelta(seconds=STATUS_TTL_SECONDS)
-    for chunk in _chunks(rows):
-        pipe = probe.redis.pipeline(transaction=False)
-        for r in chunk:
-            pipe.hgetall(status_key(r["function_name"], r["run_id"]))
-        for r, h in zip(chunk, pipe.execute(), strict=True):
-            if r["updated_at"] < ttl_edge:
-                continue
-            if not h:
-                problem = "missing in redis"
-            elif h.get("run_key") != r["run_key"]:
-                problem = "attempt differs"
-            elif h.get("status") != r["status"]:
-                problem = "status differs"
-            else:
-                continue
-            if _young(r["updated_at"], now, grace) or _young(as_datetime(h.get("updated_at")), now, grace):
-                in_flight += 1
-                continue
-            mismatches.append({"problem": problem, "run_key": r["run_key"], "db_status": r["status"],
-                               "redis_status": h.get("status"), "redis_run_key": h.get("run_key")})
-    return mismatches, in_flight
+def compare(scored: list[tuple[str, float]], hashes: dict[str, dict[str, str]],
+            db_by_key: dict[str, dict], db_latest: list[dict], rule: _Rule) -> tuple[list[dict], int]:
+    """Mismatches (each run once) and the in-flight count, both directions."""
+    found: dict[str, dict] = {}
+    in_flight = 0
+    for key, score in scored:  # Redis -> DB
+        h = hashes.get(key) or {}
+        if "status" not in h:
+            continue  # expired between ZRANGE and HMGET: nothing to compare
+        row = db_by_key.get(h.get("run_key", ""))
+        if row is not None and row["status"] == h["status"]:
+            continue
+        if rule.in_flight(h.get("updated_at"), row["updated_at"] if row else None, redis_score=score):
+            in_flight += 1
+            continue
+        found.setdefault(h.get("run_key", key), {
+            "problem": "missing in db" if row is None else "status differs",
+            "run_key": h.get("run_key"), "redis_status": h["status"],
+            "db_status": row["status"] if row else None})
+    ttl_edge = rule.now - timedelta(seconds=STATUS_TTL_SECONDS)
+    for r in db_latest:  # DB -> Redis
+        h = hashes.get(status_key(r["function_name"], r["run_id"])) or {}
+        if r["updated_at"] < ttl_edge or r["run_key"] in found:
+            continue
+        if not h:
+            problem = "missing in redis"
+        elif h.get("run_key") != r["run_key"]:
+            problem = "attempt differs"
+        elif h.get("status") != r["status"]:
+            problem = "status differs"
+        else:
+            continue
+        if rule.in_flight(r["updated_at"], h.get("updated_at")):
+            in_flight += 1
+            continue
+        found[r["run_key"]] = {"problem": problem, "run_key": r["run_key"], "db_status": r["status"],
+                               "redis_status": h.get("status"), "redis_run_key": h.get("run_key")}
+    return list(found.values()), in_flight
 
 
 @check("parity", "Redis and database agree on every run of the dual-write window",
@@ -137,20 +153,24 @@ def parity(probe: Probe) -> Outcome:
     if since is None:
         return Outcome(Verdict.FAIL, "no parity_since given and write_mode is not dual: "
                        "no dual-write window to compare")
-    grace = float(probe.ctx.param("parity_grace_seconds", 30))
+    rule = _Rule(since, datetime.now(UTC), float(probe.ctx.param("parity_grace_seconds", 30)))
     limit = int(probe.ctx.param("parity_max_runs", 50_000))
-    now = datetime.now(UTC)
     scored = probe.redis.zrevrangebyscore(INDEX_KEY, "+inf", since.timestamp(), start=0,
                                           num=limit, withscores=True)
-    entries = read_redis(probe.redis, scored)
-    db_rows = probe.rows(query("parity", "latest_since"), {"since": since, "limit": limit})
-    a, fly_a = _redis_to_db(probe, entries, since, now, grace)
-    b, fly_b = _db_to_redis(probe, db_rows, now, grace)
-    # A pair seen from both sides is one mismatch, reported once.
-    mismatches = list({m["run_key"]: m for m in reversed(a + b)}.values())[::-1]
-    text = (f"{len(entries)} Redis status(es) and {len(db_rows)} DB run(s) since "
-            f"{since.isoformat()}; {fly_a + fly_b} in flight (younger than {grace:g}s)")
-    if len(entries) >= limit or len(db_rows) >= limit:
+    db_latest = probe.rows(query("parity", "latest_since"), {"since": since, "limit": limit})
+    # One HMGET per key of either side; one query for the run keys the window did not bring.
+    keys = dict.fromkeys([k for k, _ in scored] +
+                         [status_key(r["function_name"], r["run_id"]) for r in db_latest])
+    hashes = fetch_hashes(probe.redis, keys)
+    db_by_key = {r["run_key"]: r for r in db_latest}
+    missing = [h["run_key"] for h in hashes.values() if h.get("run_key") and h["run_key"] not in db_by_key]
+    for chunk in _chunks(missing, 5000):
+        db_by_key.update({r["run_key"]: r for r in probe.rows(query("parity", "runs_by_key"),
+                                                               {"keys": chunk})})
+    mismatches, in_flight = compare(scored, hashes, db_by_key, db_latest, rule)
+    text = (f"{len(scored)} Redis status(es) and {len(db_latest)} DB run(s) since "
+            f"{since.isoformat()}; {in_flight} in flight (younger than {rule.grace:g}s)")
+    if len(scored) >= limit or len(db_latest) >= limit:
         text += f"; newest {limit} compared"
     if not mismatches:
         return Outcome(Verdict.PASS, f"{text}; no mismatch")

@@ -1,13 +1,17 @@
 -- name: backfill_ranges
 -- Per id range up to the bound: finished jobs, and how many of them have their backfilled
--- last-attempt run (the run key the backfill writes: type:job-<id>:<max(attempts,1)>).
+-- last-attempt run (the key the backfill writes: type:job-<id>:<max(attempts,1)>). One
+-- probe of the unique run_key index per job (LATERAL ... LIMIT 1), so the cost follows the
+-- number of jobs, never the size of the run ledger (a hash join would read all of it).
 SELECT (j.id / %(size)s) * %(size)s AS range_start,
        (j.id / %(size)s) * %(size)s + %(size)s - 1 AS range_end,
        count(*) AS finished_jobs,
-       count(r.id) AS runs
+       count(r.hit) AS runs
 FROM background_job j
-LEFT JOIN background_function_run r
-  ON r.run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1)
+LEFT JOIN LATERAL (
+    SELECT 1 AS hit FROM background_function_run
+    WHERE run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1) LIMIT 1
+) r ON true
 WHERE j.id <= %(until_id)s AND j.status IN ('SUCCEEDED', 'FAILED')
 GROUP BY 1, 2 ORDER BY 1;
 

@@ -78,7 +78,8 @@ def test_dedupe_dispatch_unique_fails_on_two_runs_for_one_key(run_check: Run, db
     add_runs(db_url, {"function_name": "process", "run_id": "r2", "dispatch_key": "cron:1"})
     r = run_check("dedupe_dispatch_unique")
     assert r.verdict is Verdict.FAIL
-    assert r.evidence[0]["dispatch_key"] == "cron:1" and r.evidence[0]["runs"] == 2
+    assert r.evidence[0]["dispatch_key"] == "cron:1"
+    assert {r.evidence[0]["first_run_id"], r.evidence[0]["other_run_id"]} == {"r1", "r2"}
 
 
 def test_dedupe_dispatch_unique_fails_on_key_registered_twice(run_check: Run, seed: Seed,
@@ -89,6 +90,15 @@ def test_dedupe_dispatch_unique_fails_on_key_registered_twice(run_check: Run, se
     r = run_check("dedupe_dispatch_unique")
     assert r.verdict is Verdict.FAIL
     assert r.evidence[0]["problem"] == "key registered twice"
+
+
+def test_dedupe_dispatch_unique_scans_when_the_unique_index_is_invalid(run_check: Run, seed: Seed,
+                                                                      db_url: str) -> None:
+    assert "unique index enforces" in run_check("dedupe_dispatch_unique").summary
+    seed("UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+         "'uq_background_dispatch_window_dispatch_key'::regclass")
+    r = run_check("dedupe_dispatch_unique")
+    assert r.verdict is Verdict.PASS and "no key registered twice" in r.summary
 
 
 def test_dedupe_enqueued_and_inline(run_check: Run, db_url: str) -> None:
