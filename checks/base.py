@@ -219,7 +219,7 @@ def connect(ctx: CheckContext) -> psycopg.Connection:
 
 
 # Registration (and so report) order: the order people read a gate in.
-CHECK_MODULES = ("health", "schema", "dedupe", "backfill", "parity", "shadow", "liveness",
+CHECK_MODULES = ("health", "schema", "lint_gate", "dedupe", "backfill", "parity", "shadow", "liveness",
                  "triage", "retention")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from checks import Verdict
 from tests.integration.checks.conftest import Run, Seed, add_runs, add_windows, ago
@@ -16,6 +19,17 @@ def test_schema_objects_pass_on_head(run_check: Run) -> None:
     r = run_check("schema_objects")
     assert r.verdict is Verdict.PASS, r.summary
     assert "expected objects present" in r.summary
+
+
+def test_migrations_lint_gate(run_check: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert run_check("migrations_lint").verdict is Verdict.PASS
+    bad = tmp_path / "p9999_bad.py"
+    bad.write_text('from alembic import op\nphase = "expand"\n\ndef upgrade():\n'
+                   '    op.execute("ALTER TABLE background_job RENAME COLUMN type TO kind")\n')
+    monkeypatch.setattr("checks.lint.default_paths", lambda: [bad])
+    r = run_check("migrations_lint")
+    assert r.verdict is Verdict.FAIL
+    assert {e["rule"] for e in r.evidence} == {"PG009", "PG011"}
 
 
 def test_schema_objects_fail_on_missing_index_and_table(run_check: Run, seed: Seed) -> None:
