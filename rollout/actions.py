@@ -70,10 +70,14 @@ def _ddl_estimate(sizes: Sizes, settings: Settings) -> float:
 def flag_action(phase: str, name: str, value: str, undo_value: str) -> Action:
     """Set a flag; undo sets it back. Readers see it within the flag TTL (waited separately)."""
 
-    def setter(v: str):  # type: ignore[no-untyped-def]
+    def setter(v: str, wait: bool):  # type: ignore[no-untyped-def]
         def run(ctx: PhaseContext) -> None:
             with ctx.engine.begin() as conn:
                 flags.set_flag(conn, name, v, ctx.actor)
+            if wait:
+                # On the way back nothing after this undo may run before every process has
+                # left the mode (the expand rollback drops what dual mode writes to).
+                time.sleep(flags.propagation_wait(ctx.settings.flag_ttl_seconds))
 
         return run
 
@@ -83,10 +87,10 @@ def flag_action(phase: str, name: str, value: str, undo_value: str) -> Action:
         id=f"{phase}.flag.{name}",
         title=f"set flag {name}={value}",
         changes=f"application flag {name}: {undo_value} -> {value}",
-        apply=setter(value),
-        undo=setter(undo_value),
+        apply=setter(value, wait=False),  # the phase's wait action follows it
+        undo=setter(undo_value, wait=True),
         manual_apply=(sql.format(n=name, v=value),),
-        manual_undo=(sql.format(n=name, v=undo_value),),
+        manual_undo=(sql.format(n=name, v=undo_value), "sleep <flag_wait>"),
         verify_undo=(f"SELECT value FROM phasegate_flag WHERE name = '{name}';  -- expect {undo_value}",),  # noqa: S608 (runbook text, never executed)
         estimate=lambda sizes, s: 0.01,
     )
@@ -98,13 +102,13 @@ def wait_action(phase: str, after: str) -> Action:
     def wait(ctx: PhaseContext) -> None:
         time.sleep(flags.propagation_wait(ctx.settings.flag_ttl_seconds))
 
+    # No undo: undoing the flag waits itself, *after* flipping it back (reverse order would
+    # otherwise wait before the flip and let the next undo race the application).
     return Action(
         id=f"{phase}.wait_flags.{after}",
         title="wait for flag propagation",
         changes="nothing; waits the application's flag cache TTL (+ margin)",
         apply=wait,
-        undo=wait,
         manual_apply=("sleep <flag_wait>",),
-        manual_undo=("sleep <flag_wait>",),
         estimate=lambda sizes, s: flags.propagation_wait(s.flag_ttl_seconds),
     )

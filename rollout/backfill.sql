@@ -24,6 +24,8 @@ WITH batch AS (
            CASE WHEN j.status = 'FAILED' THEN 'TERMINAL'::background_error_class END,
            CASE WHEN j.status = 'FAILED' THEN left(j.last_error, 2000) END
     FROM background_job j JOIN batch b ON b.id = j.id
+        -- the id range lets the planner start at the batch, not at the table's first id
+        AND j.id > :after_id AND j.id <= (SELECT max(id) FROM batch)
     CROSS JOIN LATERAL (SELECT least(coalesce(j.locked_at, greatest(j.run_at, j.created_at)),
                                      j.updated_at) AS started_at) s
     WHERE j.status IN ('SUCCEEDED', 'FAILED')
@@ -35,6 +37,8 @@ WITH batch AS (
     SELECT j.id, j.type, j.payload, 'TERMINAL', left(j.last_error, 2000), j.attempts,
            j.correlation_id, j.updated_at
     FROM background_job j JOIN batch b ON b.id = j.id
+        -- the id range lets the planner start at the batch, not at the table's first id
+        AND j.id > :after_id AND j.id <= (SELECT max(id) FROM batch)
     WHERE j.status = 'FAILED'
       AND NOT EXISTS (SELECT 1 FROM background_dead_letter d WHERE d.job_id = j.id)
     ON CONFLICT DO NOTHING

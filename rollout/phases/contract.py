@@ -39,15 +39,25 @@ def _expire_legacy_keys(ctx: PhaseContext) -> None:
                  extra={"action_id": "contract.expire_legacy_keys"})
 
 
+# Only shorten a TTL, never lengthen it (idempotent re-runs). A script rather than
+# EXPIRE ... LT/NX, which need Redis 7: this works on any Redis with Lua (2.6+).
+_SHORTEN_TTL = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  local t = redis.call('TTL', key)
+  if t == -1 or t > tonumber(ARGV[1]) then
+    redis.call('EXPIRE', key, ARGV[1])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 def _expire(r: Any, keys: list[bytes], ttl: int) -> int:
     if not keys:
         return 0
-    pipe = r.pipeline(transaction=False)
-    for key in keys:
-        # Only shorten: a key already expiring sooner keeps its TTL (idempotent re-runs).
-        pipe.expire(key, ttl, lt=True)
-        pipe.expire(key, ttl, nx=True)
-    pipe.execute()
+    r.eval(_SHORTEN_TTL, len(keys), *keys, ttl)
     return len(keys)
 
 
