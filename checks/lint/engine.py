@@ -273,7 +273,7 @@ def _verb(kind: str) -> str:
 
 def _created_tables(sql: str) -> set[str]:
     try:
-        return {r.stmt.relation.relname for r in parse_sql(sql)
+        return {getattr(r.stmt, "relation").relname for r in parse_sql(sql)  # noqa: B009
                 if type(r.stmt).__name__ == "CreateStmt"}
     except ParseError:
         return set()

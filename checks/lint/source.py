@@ -195,8 +195,8 @@ class _Synth:
             return a(0, "sqltext")
         if name == "create_table":
             t = a(0, "table_name")
-            cols = [c for c in (self.column(x) for x in call.args[1:]) if c]
-            return t and f"CREATE TABLE {q(t)} ({', '.join(cols)})"
+            defs = [c for c in (self.column(x) for x in call.args[1:]) if c]
+            return t and f"CREATE TABLE {q(t)} ({', '.join(defs)})"
         if name == "drop_table":
             t = a(0, "table_name")
             return t and f"DROP TABLE {q(t)}"
