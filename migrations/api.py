@@ -5,9 +5,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
-
 from alembic.util import CommandError
+from sqlalchemy import create_engine, pool
 
 from ledger.errors import PhasegateError
 from migrations.config import alembic_config

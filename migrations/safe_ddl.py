@@ -22,11 +22,12 @@ target without editing revisions: ``PHASEGATE_LOCK_TIMEOUT_MS`` (default 2000),
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from alembic import op
@@ -141,6 +142,26 @@ def _quote(conn: Connection, ident: str) -> str:
     return conn.dialect.identifier_preparer.quote(ident)
 
 
+@contextlib.contextmanager
+def _outside_transaction() -> Iterator[Connection]:
+    """The revision's connection in autocommit (``autocommit_block``), with the session's
+    timeouts reset afterwards so they do not leak into the next revision."""
+    with op.get_context().autocommit_block():
+        conn = op.get_bind()
+        try:
+            yield conn
+        finally:
+            conn.execute(text("RESET lock_timeout"))
+            conn.execute(text("RESET statement_timeout"))
+
+
+def _autocommit_ddl(ddl_for: Callable[[Connection], str], what: str) -> int:
+    with _outside_transaction() as conn:
+        ddl = ddl_for(conn)
+        return with_lock_retry(conn, lambda: conn.execute(text(ddl)), what=what,
+                               in_transaction=False)
+
+
 def create_index_concurrently(
     name: str,
     table: str,
@@ -153,9 +174,7 @@ def create_index_concurrently(
 
     ``columns`` and ``where`` are SQL fragments written in the revision itself, never input.
     """
-    ctx = op.get_context()
-    with ctx.autocommit_block():
-        conn = op.get_bind()
+    with _outside_transaction() as conn:
         q_name, q_table = _quote(conn, name), _quote(conn, table)
         ddl = (
             f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {q_name} "
@@ -171,29 +190,13 @@ def create_index_concurrently(
             drop_invalid()
             conn.execute(text(ddl))
 
-        try:
-            return with_lock_retry(
-                conn, build, what=f"create index {name}", in_transaction=False,
-                on_retry=drop_invalid,
-            )
-        finally:
-            conn.execute(text("RESET lock_timeout"))
-            conn.execute(text("RESET statement_timeout"))
+        return with_lock_retry(conn, build, what=f"create index {name}", in_transaction=False,
+                               on_retry=drop_invalid)
 
 
 def drop_index_concurrently(name: str) -> int:
-    ctx = op.get_context()
-    with ctx.autocommit_block():
-        conn = op.get_bind()
-        ddl = f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(conn, name)}"
-        try:
-            return with_lock_retry(
-                conn, lambda: conn.execute(text(ddl)), what=f"drop index {name}",
-                in_transaction=False,
-            )
-        finally:
-            conn.execute(text("RESET lock_timeout"))
-            conn.execute(text("RESET statement_timeout"))
+    return _autocommit_ddl(lambda conn: f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(conn, name)}",
+                           f"drop index {name}")
 
 
 def add_constraint_not_valid(table: str, name: str, definition: str) -> int:
@@ -213,15 +216,6 @@ def add_constraint_not_valid(table: str, name: str, definition: str) -> int:
 
 def validate_constraint(table: str, name: str) -> int:
     """VALIDATE CONSTRAINT in its own transaction: SHARE UPDATE EXCLUSIVE, writes continue."""
-    ctx = op.get_context()
-    with ctx.autocommit_block():
-        conn = op.get_bind()
-        ddl = f"ALTER TABLE {_quote(conn, table)} VALIDATE CONSTRAINT {_quote(conn, name)}"
-        try:
-            return with_lock_retry(
-                conn, lambda: conn.execute(text(ddl)), what=f"validate {name}",
-                in_transaction=False,
-            )
-        finally:
-            conn.execute(text("RESET lock_timeout"))
-            conn.execute(text("RESET statement_timeout"))
+    return _autocommit_ddl(
+        lambda conn: f"ALTER TABLE {_quote(conn, table)} VALIDATE CONSTRAINT {_quote(conn, name)}",
+        f"validate {name}")
