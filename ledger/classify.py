@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 import redis
 
+from ledger.errors import printable
 from ledger.models import ErrorClass
 
 RETRIABLE, TERMINAL = ErrorClass.RETRIABLE, ErrorClass.TERMINAL
@@ -112,9 +113,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def describe(exc: BaseException, limit: int = 2000) -> str:
-    """``Type: message``, one line, bounded: what is stored with a failed attempt."""
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
-    return text[:limit]
+    """``Type: message``, one printable line, bounded: what is stored with a failed attempt."""
+    return printable(f"{type(exc).__name__}: {exc}").strip()[:limit]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from ledger.errors import (
     DeadLetterNotOpen,
     LedgerNotExpanded,
     ReasonRequired,
+    printable,
 )
 from ledger.runs import RunLedger, RunRecord
 
@@ -128,6 +129,7 @@ class DeadLetters:
              older_than: timedelta | None = None, status: str | None = "OPEN",
              limit: int = 100) -> builtins.list[DeadLetter]:
         """Dead letters, newest first, filtered by job type, error class, age and status."""
+        function = None if function is None else printable(function)
         where: builtins.list[sql.Composable] = [sql.SQL("TRUE")]
         params: builtins.list[Any] = []
         for column, value, cast in (("job_type", function, ""), ("status", status,
@@ -155,6 +157,8 @@ class DeadLetters:
         ``operator``, the inspection itself is audited (action ``inspect``)."""
         letter = self.get(dead_letter_id)
         if operator:
+            operator = _clean(operator)
+
             def record(conn: psycopg.Connection) -> None:
                 with conn.cursor() as cur:
                     _audit(cur, operator, "inspect", dead_letter_id, "ok", None, {})
@@ -167,6 +171,7 @@ class DeadLetters:
     def requeue(self, dead_letter_id: int, operator: str,
                 reason: str | None = None) -> RequeueResult:
         """Send an OPEN dead letter back to the queue as a fresh job (see module doc)."""
+        operator, reason = _clean(operator), None if reason is None else _clean(reason)
         new_cid = correlation.new_id()
 
         def act(conn: psycopg.Connection) -> RequeueResult | None:
@@ -191,6 +196,7 @@ class DeadLetters:
 
     def discard(self, dead_letter_id: int, operator: str, reason: str) -> DeadLetter:
         """Close an OPEN dead letter with a (required) reason; nothing is deleted."""
+        operator, reason = _clean(operator), _clean(reason or "")
         if not reason or not reason.strip():
             raise ReasonRequired()
 
@@ -242,6 +248,12 @@ class DeadLetters:
                 return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
 
         return self._act(fetch)  # type: ignore[no-any-return]
+
+
+def _clean(text: str) -> str:
+    # Operator input goes into the audit as one printable line: a NUL or bytes that are not
+    # UTF-8 (argv decoded with surrogateescape) would otherwise fail the audited write.
+    return printable(text)
 
 
 def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.deadletter import DeadLetter, DeadLetterDetail
-from ledger.errors import ConfigError
+from ledger.errors import ConfigError, printable
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -64,35 +65,41 @@ def to_json(obj: Any) -> str:
     return json.dumps(_plain(asdict(obj)), indent=2, default=str)
 
 
+def _safe(value: object, limit: int | None = None) -> str:
+    """Text from the database as inert output: no Rich markup, no terminal escapes (error
+    texts, reasons and names come from jobs and operators, not from us)."""
+    return escape(printable("" if value is None else str(value), limit))
+
+
 def print_letters(letters: Sequence[DeadLetter], console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"dead letters ({len(letters)})")
     for col in ("id", "job", "function", "class", "attempts", "status", "dead at", "last error"):
         table.add_column(col)
     for d in letters:
-        table.add_row(str(d.id), str(d.job_id), d.job_type, d.error_class, str(d.attempts),
-                      d.status, f"{d.dead_at:%Y-%m-%d %H:%M:%S}", (d.last_error or "")[:60])
+        table.add_row(str(d.id), str(d.job_id), _safe(d.job_type), d.error_class, str(d.attempts),
+                      d.status, f"{d.dead_at:%Y-%m-%d %H:%M:%S}", _safe(d.last_error, 60))
     console.print(table)
 
 
 def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> None:
     console = console or Console()
     d = detail.letter
-    console.print(f"dead letter {d.id}: job {d.job_id} ({d.job_type}) {d.status}, "
-                  f"{d.error_class} after {d.attempts} attempt(s); correlation {d.correlation_id}")
-    console.print(f"last error: {d.last_error}")
+    console.print(f"dead letter {d.id}: job {d.job_id} ({_safe(d.job_type)}) {d.status}, "
+                  f"{d.error_class} after {d.attempts} attempt(s); correlation {_safe(d.correlation_id)}")
+    console.print(f"last error: {_safe(d.last_error)}")
     if d.resolved_at:
-        console.print(f"resolved {d.resolved_at:%Y-%m-%d %H:%M:%S} by {d.resolved_by}: "
-                      f"{d.resolution_reason or '-'}"
+        console.print(f"resolved {d.resolved_at:%Y-%m-%d %H:%M:%S} by {_safe(d.resolved_by)}: "
+                      f"{_safe(d.resolution_reason or '-')}"
                       + (f" -> job {d.requeued_job_id}" if d.requeued_job_id else ""))
     runs = Table(title="attempts")
     for col in ("run key", "status", "class", "started", "ms", "error"):
         runs.add_column(col)
     for r in detail.attempts:
-        runs.add_row(r.run_key, r.status, r.error_class or "",
+        runs.add_row(_safe(r.run_key), r.status, r.error_class or "",
                      f"{r.started_at:%H:%M:%S}" if r.started_at else "",
-                     str(r.duration_ms or ""), (r.terminal_error or "")[:60])
+                     str(r.duration_ms or ""), _safe(r.terminal_error, 60))
     console.print(runs)
     for a in detail.audit:
-        console.print(f"audit: {a.at:%Y-%m-%d %H:%M:%S} {a.operator} {a.action} {a.outcome}"
-                      f" {a.reason or ''}")
+        console.print(f"audit: {a.at:%Y-%m-%d %H:%M:%S} {_safe(a.operator)} {a.action} {a.outcome}"
+                      f" {_safe(a.reason)}")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 
 from ledger import correlation, jobs
-from ledger.classify import ErrorClassifier, RetryPolicies, describe
+from ledger.classify import ErrorClassifier, RetryPolicies, Terminal, describe
 from ledger.db import Database
 from ledger.effects import EffectLedger
 from ledger.errors import IllegalRunTransition
@@ -42,6 +43,24 @@ from ledger.status import JobStatusStore
 log = logging.getLogger("phasegate.ledger.runner")
 
 Handler = Callable[["JobContext"], object]
+
+# A payload larger than this is refused before any handler sees it (a job queue carries
+# references, not documents; a runaway producer must not take a worker's memory with it).
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+class MalformedPayload(Terminal):
+    """The job's payload is not a JSON object or is too large: no attempt can succeed."""
+
+
+def payload_problem(payload: object, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
+    """Why this payload cannot be handed to a handler, or None when it can."""
+    if not isinstance(payload, Mapping):
+        return f"payload must be a JSON object, not {type(payload).__name__}"
+    size = len(json.dumps(payload, separators=(",", ":"), default=str))
+    if size > max_bytes:
+        return f"payload is {size} bytes, over the {max_bytes}-byte limit"
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,8 +137,10 @@ class JobRunner:
                  effects: EffectLedger | None = None, worker_id: str | None = None,
                  lease_seconds: float = 30.0, heartbeat_seconds: float | None = None,
                  classifier: ErrorClassifier | None = None,
-                 policies: RetryPolicies | None = None) -> None:
+                 policies: RetryPolicies | None = None,
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.db, self.status, self.modes = db, status, modes
+        self.max_payload_bytes = max_payload_bytes
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.effects = effects or EffectLedger(db, status.redis, modes, status.counters)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -184,6 +205,9 @@ class JobRunner:
             try:
                 if handler is None:
                     raise LookupError(f"no handler registered for job type {job.type!r}")
+                problem = payload_problem(job.payload, self.max_payload_bytes)
+                if problem:
+                    raise MalformedPayload(problem)
                 handler(ctx)
             except Exception as exc:  # every handler failure is classified, none escapes
                 return self._failed(job, run_id, exc, hb.lost.is_set())

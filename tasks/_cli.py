@@ -9,7 +9,7 @@ from pathlib import Path
 from invoke import Exit
 
 from infra.ephemeral import ServerUnavailable
-from ledger.errors import PhasegateError, mask_secrets
+from ledger.errors import PhasegateError, mask_secrets, printable
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ EXPECTED = (PhasegateError, ServerUnavailable)
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return f"phasegate: {mask_secrets(first)}"
+    return f"phasegate: {printable(mask_secrets(first))}"
 
 
 @contextlib.contextmanager
@@ -28,5 +28,7 @@ def clean_errors(*extra: type[BaseException]) -> Iterator[None]:
     """Turn expected errors into ``Exit(one line, code=1)``: no traceback, no secret."""
     try:
         yield
-    except (*EXPECTED, *extra) as exc:
+    except BaseException as exc:
+        if not isinstance(exc, (*EXPECTED, *extra)):
+            raise
         raise Exit(one_line(exc), code=1) from None
