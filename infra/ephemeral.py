@@ -181,7 +181,8 @@ def find_redis_server() -> str | None:
              if d and os.access(Path(d) / "redis-server", os.X_OK)]
     python_dirs = (sys.prefix, sys.base_prefix, "/.pyenv/")
     system = [f for f in found if not any(p in f for p in python_dirs)]
-    return (system or found or [None])[0]
+    candidates = system or found
+    return candidates[0] if candidates else None
 
 
 def make_data_dir(prefix: str, run_as: str | None, base: Path | None = None) -> Path:

@@ -35,6 +35,8 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("phasegate migrations need a database URL or an open connection")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         _configure(conn)

@@ -84,7 +84,7 @@ def _set_timeouts(conn: Connection, settings: DdlSettings, *, local: bool) -> No
 
 def with_lock_retry(
     conn: Connection,
-    work: Callable[[], None],
+    work: Callable[[], object],
     *,
     what: str,
     settings: DdlSettings | None = None,

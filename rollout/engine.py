@@ -201,7 +201,7 @@ class Rollout:
             self._order_check(phase)
             self._confirm_irreversible(phase, yes, confirm_env)
             resuming = st.status in (APPLYING, APPLIED, FAILED) and st.rollout_id
-            rollout_id = st.rollout_id if resuming else uuid.uuid4().hex[:12]
+            rollout_id: str = st.rollout_id if resuming and st.rollout_id else uuid.uuid4().hex[:12]
             if not resuming:
                 st.completed_actions, st.checkpoint, st.gate_results = [], {}, []
                 st.started_at = datetime.now(UTC)

@@ -64,7 +64,7 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
             out.append(cmd)
         return out
 
-    steps = []
+    steps: list[dict[str, Any]] = []
     for a in actions:
         est = a.estimate(sizes, s) if a.estimate else 0.0
         steps.append({

@@ -139,7 +139,8 @@ class TargetLock:
         actor = "".join(ch for ch in self.actor if ch.isprintable())[:24]
         app = f"{APP_NAME_PREFIX} by {actor} since {since}"
         conn = psycopg.connect(self.dsn, autocommit=True, application_name=app)
-        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        got = bool(row and row[0])
         if not got:
             holder = conn.execute(
                 "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "

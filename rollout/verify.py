@@ -14,6 +14,7 @@ checks as nested cases, so a red build names the phase and the check.
 
 from __future__ import annotations
 
+import functools
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -37,7 +38,7 @@ class Step:
     checks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _step(name: str, fn: Callable[[], Any]) -> Step:
+def _step(name: str, fn: Callable[[], Any]) -> Step:  # fn: apply() or rollback()[0]
     t0 = time.monotonic()
     try:
         out = fn()
@@ -45,6 +46,10 @@ def _step(name: str, fn: Callable[[], Any]) -> Step:
         return Step(name, False, time.monotonic() - t0, str(exc))
     gate = out.gate if hasattr(out, "gate") else []
     return Step(name, True, time.monotonic() - t0, "", list(gate))
+
+
+def _rollback_one(ro: Rollout, to: str) -> Any:
+    return ro.rollback(to)[0]
 
 
 def walk(target: Target, plans_dir: Path, actor: str = "verify",
@@ -62,14 +67,14 @@ def walk(target: Target, plans_dir: Path, actor: str = "verify",
     try:
         forward_once = PHASE_ORDER[:-1]
         for name in forward_once:
-            if not record(_step(f"forward.{name}", lambda n=name: ro.apply(n, yes=True))):
+            if not record(_step(f"forward.{name}", functools.partial(ro.apply, name, yes=True))):
                 return steps
         for name in reversed(forward_once):
             prev = PHASE_ORDER[PHASE_ORDER.index(name) - 1] if name != "expand" else "baseline"
-            if not record(_step(f"rollback.{name}", lambda p=prev: ro.rollback(p)[0])):
+            if not record(_step(f"rollback.{name}", functools.partial(_rollback_one, ro, prev))):
                 return steps
         for name in PHASE_ORDER:
-            if not record(_step(f"forward.{name}", lambda n=name: ro.apply(n, yes=True))):
+            if not record(_step(f"forward.{name}", functools.partial(ro.apply, name, yes=True))):
                 return steps
         t0 = time.monotonic()
         try:
