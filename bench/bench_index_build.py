@@ -31,7 +31,8 @@ BUILD = "CREATE INDEX CONCURRENTLY ix_bench_job_type_created ON background_job (
 
 def measure(rows: int, rest_seconds: float, workers: int, rate: float,
             lock_timeout_ms: int) -> dict[str, object]:
-    from rollout.seed import seed_baseline
+    from rollout.seed import JOB_TYPES, seed_baseline
+    from rollout.workload import WORKLOAD_JOB_TYPE
 
     with servers("baseline") as srv:
         print(f"seeding {rows:,} jobs ...", flush=True)
@@ -39,7 +40,8 @@ def measure(rows: int, rest_seconds: float, workers: int, rate: float,
         dsn = srv.db_url.replace("postgresql+psycopg://", "postgresql://", 1)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE background_job")
-        cfg = WorkloadConfig(srv.db_url, srv.redis_url, workers=workers, rate=rate, duration=3600)
+        cfg = WorkloadConfig(srv.db_url, srv.redis_url, workers=workers, rate=rate, duration=3600,
+                             job_types=(*JOB_TYPES, WORKLOAD_JOB_TYPE))  # drain the backlog
         with Workload(cfg) as wl:
             t0 = time.time()
             time.sleep(rest_seconds)

@@ -115,11 +115,12 @@ def drive(target: Any, *, workers: int, rate: float, rest_seconds: float, use_pg
     import tempfile
 
     from rollout.engine import Rollout
+    from rollout.seed import JOB_TYPES
     from rollout.workload import WORKLOAD_JOB_TYPE
 
-    # The runners take the workload's own jobs, not the seeded backlog: draining months-old
-    # seeded jobs trips the backfill's duration overflow (bench/README.md, findings).
-    types = job_types or (WORKLOAD_JOB_TYPE,)
+    # The runners drain the seeded backlog too, as the application would: a runner that
+    # skipped it would scan past every seeded PENDING row on each claim.
+    types = job_types or (*JOB_TYPES, WORKLOAD_JOB_TYPE)
     cfg = WorkloadConfig(target.db_url, target.redis_url, workers=workers, rate=rate,
                          duration=3600, flag_ttl=target.settings.flag_ttl_seconds,
                          job_types=types)

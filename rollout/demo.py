@@ -131,7 +131,8 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
              plans_dir: Path | None = None) -> DemoResult:
     """Seed, start the workload, walk every phase forward with its gate; print as it goes."""
     from rollout.engine import Rollout
-    from rollout.seed import seed_baseline
+    from rollout.seed import JOB_TYPES, seed_baseline
+    from rollout.workload import WORKLOAD_JOB_TYPE
 
     if jobs < 100 or workers < 1 or rate <= 0:
         raise ConfigError("demo: --jobs must be at least 100, --workers and --rate positive")
@@ -146,7 +147,8 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
         console.print(f"seeded {seeded.jobs:,} jobs, {seeded.redis_statuses:,} Redis statuses, "
                       f"{seeded.duplicate_ticks} duplicate ticks in {seed_seconds:.1f}s")
         cfg = WorkloadConfig(target.db_url, target.redis_url, workers=workers, rate=rate,
-                             duration=600, flag_ttl=target.settings.flag_ttl_seconds)
+                             duration=600, flag_ttl=target.settings.flag_ttl_seconds,
+                             job_types=(*JOB_TYPES, WORKLOAD_JOB_TYPE))  # drain the backlog
         ro = Rollout(target, "demo", project=project, plans_dir=plans,
                      show_progress=console.is_terminal)
         results: list[PhaseResult] = []
