@@ -149,19 +149,6 @@ def measure(ctx: CheckContext, dsn: str, repeat: int) -> tuple[list[float], list
     return suite, baseline, runs
 
 
-def _fix_known_misnaming(dsn: str) -> bool:
-    # p0005 names its CHECK with the convention applied twice (reported); the schema check
-    # rightly fails on it, which would hide the figure this benchmark is about.
-    bad = "ck_background_function_run_ck_background_function_run_a_0f4b"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_constraint WHERE conname = %s", (bad,)).fetchone():
-            conn.execute(psycopg.sql.SQL("ALTER TABLE background_function_run RENAME CONSTRAINT {} TO "
-                                         "ck_background_function_run_attempt_positive").format(
-                psycopg.sql.Identifier(bad)))
-            return True
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -181,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute("CREATE DATABASE bench_gates")
         url, dsn = pg.sqlalchemy_url("bench_gates"), pg.dsn("bench_gates")
         api.upgrade(url, "head")
-        fixed = _fix_known_misnaming(dsn)
         started = time.perf_counter()
         timings = load(dsn, args.rows, args.jobs)
         since = datetime.now(UTC) - timedelta(hours=1)
@@ -191,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "parity_since": since, "backfill_until_id": args.jobs, "retention_days": 30,
             "triage_budget_ms": 50, "lease_seconds": 3600})
         suite, baseline, runs = measure(ctx, dsn, args.repeat)
-    report = _report(args, runs, suite, baseline, load_s, timings, statuses, fixed)
+    report = _report(args, runs, suite, baseline, load_s, timings, statuses)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     _print(report)
@@ -199,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, runs: list[Any], suite: list[float], baseline: list[float],
-            load_s: float, timings: dict[str, float], statuses: int, fixed: bool) -> dict[str, Any]:
+            load_s: float, timings: dict[str, float], statuses: int) -> dict[str, Any]:
     per_check = {}
     for i, r in enumerate(runs[0]):
         per_check[r.check_id] = {"verdict": r.verdict.value,
@@ -217,7 +203,6 @@ def _report(args: argparse.Namespace, runs: list[Any], suite: list[float], basel
         "ratio_suite_to_baseline": round(med / base, 2) if base else None,
         "target_seconds": args.target_seconds, "target_met": med < args.target_seconds,
         "checks": per_check,
-        "note": "p0005's misnamed CHECK renamed before measuring" if fixed else "",
     }
 
 

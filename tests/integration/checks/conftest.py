@@ -20,8 +20,6 @@ Seed = Callable[..., None]
 def run_check(db_url: str) -> Run:
     """``run_check("id", url=None, redis_url=None, **params)`` on the test's database."""
 
-    correct_known_misnaming(db_url)
-
     def run(check_id: str, *, url: str | None = None, redis_url: str | None = None,
             **params: Any) -> CheckResult:
         ctx = CheckContext(db_url=url or db_url, redis_url=redis_url, params=params)
@@ -29,22 +27,6 @@ def run_check(db_url: str) -> Run:
         return result
 
     return run
-
-
-# p0005 creates the attempt CHECK as ck_background_function_run_ck_background_function_..._0f4b
-# (op.create_table applies the naming convention to an already-conventional name); the
-# schema check rightly reports it. Until the revision passes name=op.f(...), tests that need a
-# correct schema rename it first. Reported to the migrations owner.
-MISNAMED_CHECK = "ck_background_function_run_ck_background_function_run_a_0f4b"
-
-
-def correct_known_misnaming(url: str) -> None:
-    with psycopg.connect(to_dsn(url), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_constraint WHERE conname = %s",
-                              (MISNAMED_CHECK,)).fetchone()
-        if exists:
-            conn.execute(f"ALTER TABLE background_function_run RENAME CONSTRAINT {MISNAMED_CHECK} "
-                         "TO ck_background_function_run_attempt_positive")
 
 
 @pytest.fixture
