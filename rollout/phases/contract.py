@@ -4,7 +4,9 @@ Preflight: the soak time since cutover is met. Apply: flag ``write_mode=db_only`
 the flag cache, run the contract revisions, then expire the legacy Redis status keys — the
 irreversible step (``--yes``, and the environment's name typed back in production). Once
 the keys have expired the engine refuses to roll back past it; the plan gives the manual
-path (rebuild Redis from the ledger with ``invoke reconcile``).
+path: write_mode back to dual, ``invoke reconcile`` rebuilds the status hashes from the run
+ledger, ``invoke migrate`` returns the schema to the expand point, and the phase's state is
+marked rolled back.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import redis_layout
+from ledger.redis_layout import STATUS_TTL_SECONDS
 from migrations.points import CONTRACT, EXPAND
 from rollout import gates
 from rollout.actions import flag_action, migrate_action, revisions_between, wait_action
+from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
 SCAN_COUNT = 1000
+EXPIRE_ID = "contract.expire_legacy_keys"
 
 
 def _expire_legacy_keys(ctx: PhaseContext) -> None:
@@ -33,10 +38,12 @@ def _expire_legacy_keys(ctx: PhaseContext) -> None:
         if len(batch) >= SCAN_COUNT:
             expired += _expire(r, batch, ttl)
             batch = []
+            fault_point("during", EXPIRE_ID)  # crash tests: killed after a batch
     expired += _expire(r, batch, ttl)
+    fault_point("during", EXPIRE_ID)
     ctx.checkpoint(legacy_keys_expired=expired)
     ctx.log.info("expired %d legacy status keys (ttl %ds)", expired, ttl,
-                 extra={"action_id": "contract.expire_legacy_keys"})
+                 extra={"action_id": EXPIRE_ID})
 
 
 # Only shorten a TTL, never lengthen it (idempotent re-runs). A script rather than
@@ -90,7 +97,7 @@ class ContractPhase:
             wait_action(self.name, "write_mode"),
             *migrations,
             Action(
-                id="contract.expire_legacy_keys",
+                id=EXPIRE_ID,
                 title="expire legacy Redis status keys",
                 changes=f"sets a TTL on every {redis_layout.KEY_PREFIX}* key: the legacy status store empties",
                 apply=_expire_legacy_keys,
@@ -98,10 +105,23 @@ class ContractPhase:
                 irreversible=True,
                 rollback_stops=True,
                 manual_apply=(f"redis-cli --scan --pattern '{redis_layout.KEY_PREFIX}*' | xargs -n 100 redis-cli expire <ttl>",),
-                manual_undo=("invoke reconcile --env <env> --since <cutover time>   # rebuilds status hashes from the run ledger",
-                             "then: invoke rollout --env <env> --rollback --to retention --force-past-irreversible is NOT offered; "
-                             "set flags by hand: UPDATE phasegate_flag SET value = 'dual' WHERE name = 'write_mode';"),
-                verify_undo=(f"redis-cli --scan --pattern '{redis_layout.KEY_PREFIX}*' | head  -- keys exist again",),
+                manual_undo=(
+                    "-- the expiry cannot be undone: rebuild the legacy status store from the run ledger",
+                    "UPDATE phasegate_flag SET value = 'dual', updated_at = now(), updated_by = 'manual' "
+                    "WHERE name = 'write_mode';",
+                    "sleep <flag_wait>",
+                    f"invoke reconcile --env <env> --since {STATUS_TTL_SECONDS // 86400}d",
+                    f"invoke migrate --env <env> --to {EXPAND}",
+                    "-- tell the engine the contract phase is undone, so it accepts the next command",
+                    "UPDATE phasegate_rollout_state SET status = 'rolled_back', direction = 'rollback', "
+                    "current_action = NULL, completed_actions = '[]', checkpoint = '{}', updated_at = now() "
+                    "WHERE phase = 'contract';",
+                ),
+                verify_undo=(
+                    "SELECT value FROM phasegate_flag WHERE name = 'write_mode';  -- expect dual",
+                    f"SELECT version_num FROM alembic_version;  -- expect {EXPAND}",  # noqa: S608 (runbook text)
+                    "SELECT status FROM phasegate_rollout_state WHERE phase = 'contract';  -- expect rolled_back",
+                ),
                 estimate=_keys_estimate,
                 long_running=True,
             ),
