@@ -10,6 +10,7 @@ and runs the first prune.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,8 +38,10 @@ def cutoff_for(retention_days: float, now: datetime | None = None) -> datetime:
 
 
 def prune(engine: Engine, retention_days: float, *, batch_size: int = 5000,
-          max_batches: int = 10_000, cutoff: datetime | None = None) -> PruneResult:
-    """Delete history older than ``retention_days`` in batches; returns what it did."""
+          max_batches: int = 10_000, cutoff: datetime | None = None,
+          on_batch: Callable[[int], None] | None = None) -> PruneResult:
+    """Delete history older than ``retention_days`` in batches; returns what it did.
+    ``on_batch(n)`` is called after the n-th batch committed (progress, crash tests)."""
     if retention_days <= 0:
         raise ValueError("retention_days must be positive")
     cutoff = cutoff or cutoff_for(retention_days)
@@ -50,6 +53,8 @@ def prune(engine: Engine, retention_days: float, *, batch_size: int = 5000,
                 deleted = conn.execute(text(_q(name)), {"cutoff": cutoff, "batch_size": batch_size}).rowcount
             batches += 1
             counts[name] += deleted
+            if on_batch is not None:
+                on_batch(batches)
             if deleted < batch_size:
                 break
     return PruneResult(cutoff, counts["prune_runs"], counts["prune_windows"], batches,

@@ -7,11 +7,13 @@ it needs ``--yes``, and its rows are not restored. Rollback turns pruning off.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ledger import retention
 from rollout import gates
 from rollout.actions import flag_action
+from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
@@ -19,11 +21,15 @@ from rollout.settings import Settings
 def _first_prune(ctx: PhaseContext) -> None:
     s = ctx.settings
     cutoff = ctx.state.checkpoint.get("pruned_before")
-    cutoff_dt = retention.cutoff_for(s.retention_days)
     if cutoff is None:
+        cutoff_dt = retention.cutoff_for(s.retention_days)
         ctx.checkpoint(pruned_before=cutoff_dt.isoformat())
+    else:
+        # A resumed prune keeps the bound it started with (and that the gate checks).
+        cutoff_dt = datetime.fromisoformat(cutoff)
     result = retention.prune(ctx.engine, s.retention_days, batch_size=s.prune_batch_size,
-                             cutoff=cutoff_dt)
+                             cutoff=cutoff_dt,
+                             on_batch=lambda n: fault_point("during", "retention.first_prune"))
     ctx.log.info("first prune: %s", result, extra={"action_id": "retention.first_prune"})
 
 
@@ -53,7 +59,7 @@ class RetentionPhase:
                 manual_undo=("-- deleted rows are not restored by phasegate; restore them from a backup or "
                              "point-in-time recovery if they are needed",),
                 estimate=_prune_estimate,
-                long_running=True,
+                long_running=True,  # the crash matrix kills it after its first batch
             ),
         ]
 
