@@ -1,14 +1,10 @@
-"""Bugs the zero-downtime run found in code this area does not own, pinned as strict xfails.
-
-Each reproduces the finding in isolation (see bench/README.md, "Findings"). When the owning
-code is fixed the test XPASSes, which fails the run under ``strict=True``: then delete the
-marker and keep the test as the regression guard.
-"""
+"""Bugs the zero-downtime run found in code this area does not own, each reproduced in
+isolation (see bench/README.md, "Findings"). They were pinned as strict xfails until the
+owning code was fixed; all are fixed now and these are their regression guards."""
 
 from __future__ import annotations
 
 import psycopg
-import pytest
 from sqlalchemy import create_engine, pool
 
 from ledger.app import LedgerApp
@@ -66,11 +62,8 @@ def test_backfill_of_a_job_that_waited_a_month(make_db, redis_url, tmp_path) -> 
         ro.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rollout: a phase's rollback runs its actions reversed, so wait_action's undo (the flag "
-    "propagation wait) runs BEFORE the flag flips back, not after; the next rollback (expand's "
-    "DROP of the ledger columns) then starts while processes still cache write_mode=dual, and "
-    "their enqueues/claims fail with UndefinedColumn (17 failed writes in the zero-downtime run)"))
+# Finding 3 (fixed in rollout, 1e76f55): undoing a flag waits out the flag cache after the
+# flip. Now a regression guard.
 def test_rollback_waits_out_the_flag_cache_after_flipping(make_db, redis_url, tmp_path) -> None:
     from rollout.seed import seed_baseline
 
