@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
+from ledger.errors import ConfigError
 from rollout.demo import run_demo
 from tasks._cli import PROJECT
 
 
 @pytest.mark.parametrize("args, message", [
     (["--jobs", "abc"], "--jobs and --workers must be integers"),
-    (["--jobs", "5"], "--jobs must be at least 100"),
     (["--env", "staging"], "the demo runs on --env local"),
 ])
 def test_bad_input_is_one_line(args, message) -> None:
@@ -23,6 +23,13 @@ def test_bad_input_is_one_line(args, message) -> None:
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_sizes_refused_before_any_server_starts() -> None:
+    with pytest.raises(ConfigError, match="--jobs must be at least 100"):
+        run_demo("local", PROJECT, jobs=5)
+    with pytest.raises(ConfigError, match="--rate"):
+        run_demo("local", PROJECT, jobs=1000, rate=0)
 
 
 @pytest.mark.slow

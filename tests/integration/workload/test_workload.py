@@ -40,7 +40,7 @@ def _q(db_url: str, query: str, *params: object) -> list[tuple]:
 
 
 def _cfg(db_url: str, redis_url: str, **kw: object) -> WorkloadConfig:
-    opts: dict = {"workers": 2, "rate": 150.0, "duration": 2.0, "flag_ttl": 0.2}
+    opts: dict = {"workers": 2, "rate": 150.0, "duration": 1.5, "flag_ttl": 0.2}
     opts.update(kw)
     return WorkloadConfig(db_url, redis_url, **opts)  # type: ignore[arg-type]
 
@@ -107,7 +107,7 @@ def test_failures_are_recorded_and_the_workers_keep_going(db_url, redis_url) -> 
     # The run ledger is gone while the flags say dual: every status write must fail.
     with psycopg.connect(to_dsn(db_url), autocommit=True) as conn:
         conn.execute("DROP TABLE background_function_run CASCADE")
-    records = run_workload(_cfg(db_url, redis_url, duration=2.0))
+    records = run_workload(_cfg(db_url, redis_url, duration=1.5))
     s = summarize(records)
     failed_ops = {r.op for r in records if not r.ok}
     assert s.failed_writes > 0 and "record_run" in failed_ops

@@ -25,9 +25,9 @@ def test_small_zero_downtime_run(make_db, redis_url, tmp_path) -> None:
     settings = Settings(flag_ttl_seconds=0.2, lock_timeout_ms=1000, soak_seconds=0,
                         backfill_batch_size=500, lease_seconds=3600)
     target = Target("test", url, redis_url, False, settings)
-    segments, records, pg = drive(target, workers=2, rate=80, rest_seconds=1.0,
+    segments, records, pg = drive(target, workers=2, rate=80, rest_seconds=0.5,
                                   use_pgbench=True, steps=STEPS, plans_dir=tmp_path / "plans",
-                                  pgbench_rate=20, pgbench_chunk_seconds=2)
+                                  pgbench_rate=20, pgbench_chunk_seconds=1)
     rep = report(segments, records, pg, settings.lock_timeout_ms)
 
     assert [s["segment"] for s in rep["segments"]] == [
