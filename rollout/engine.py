@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis as redis_lib
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ledger.errors import PhasegateError
 from migrations import api as migrations_api
@@ -30,7 +32,10 @@ from rollout.errors import (
     ActionFailed,
     ConfigError,
     GateFailed,
+    Interrupted,
     IrreversibleStep,
+    LockHeld,
+    LockLost,
     OutOfOrder,
     PreflightFailed,
     RollbackFailed,
@@ -100,14 +105,56 @@ class Rollout:
 
     # ------------------------------------------------------------------ helpers
 
-    def _context(self, phase: Phase, rollout_id: str, state: Any) -> PhaseContext:
+    def _context(self, phase: Phase, rollout_id: str, state: Any,
+                 lock: TargetLock | None = None) -> PhaseContext:
         adapter = _Adapter(log, {"rollout_id": rollout_id, "phase": phase.name, "target": self.target.name})
+
+        def guard() -> None:
+            if lock is None:
+                return
+            try:
+                lock.ensure_held()
+            except psycopg.OperationalError as exc:
+                raise LockLost(phase.name, state.current_action, exc) from exc
+
         return PhaseContext(
             target=self.target, engine=self.engine,
             redis=redis_lib.Redis.from_url(self.target.redis_url, socket_timeout=10),
             settings=self.target.settings, actor=self.actor, rollout_id=rollout_id,
             store=self.store, state=state, log=adapter, show_progress=self.show_progress,
+            guard=guard,
         )
+
+    def _guarded(self, phase: str, run: Callable[[], Any]) -> Any:
+        """Run a command; a refused lock and a lost server are recorded (best effort) and
+        surface as one-line errors, and a lost server never triggers a rollback."""
+        try:
+            return run()
+        except LockHeld as exc:
+            self._record(phase, "lock_refused", "refused", {"holder": exc.holder})
+            raise
+        except Interrupted as exc:
+            self._record(phase, "interrupted", "interrupted", {"error": str(exc)})
+            raise
+        except PhasegateError:
+            raise
+        except Exception as exc:
+            if not executor.connection_lost(exc):
+                raise
+            err = Interrupted(phase, None, exc)
+            self._record(phase, "interrupted", "interrupted", {"error": str(err)})
+            raise err from exc
+
+    def _record(self, phase: str, event: str, outcome: str, detail: dict[str, Any]) -> None:
+        """Audit an outcome that happened outside the lock; skipped if the database is gone."""
+        try:
+            if self.store.installed():
+                rollout_id = self.store.get(phase).rollout_id or "-"
+                self.store.event(rollout_id, phase, event, self.actor, outcome=outcome,
+                                 detail=detail)
+        except (SQLAlchemyError, psycopg.Error):
+            # Info, not warning: the CLI's one line already says what happened.
+            log.info("could not record %s of %s: the database is unreachable", event, phase)
 
     def _check_reachable(self) -> None:
         try:
@@ -189,10 +236,15 @@ class Rollout:
 
     def apply(self, phase_name: str, *, yes: bool = False, confirm_env: str | None = None,
               auto_rollback: bool = True) -> PhaseReport:
+        """Apply one phase through its gate (resuming an interrupted run of it)."""
         phase = phase_named(phase_name)
         self._check_reachable()
+        return self._guarded(phase.name, lambda: self._apply(phase, yes, confirm_env, auto_rollback))  # type: ignore[no-any-return]
+
+    def _apply(self, phase: Phase, yes: bool, confirm_env: str | None,
+               auto_rollback: bool) -> PhaseReport:
         t0 = time.monotonic()
-        with TargetLock(self.target.dsn, self.target.name, self.actor):
+        with TargetLock(self.target.dsn, self.target.name, self.actor) as lock:
             self.ensure_kit()
             st = self.store.get(phase.name)
             if st.status == GATED:
@@ -206,7 +258,7 @@ class Rollout:
                 st.completed_actions, st.checkpoint, st.gate_results = [], {}, []
                 st.started_at = datetime.now(UTC)
             st.rollout_id, st.actor = rollout_id, self.actor
-            ctx = self._context(phase, rollout_id, st)
+            ctx = self._context(phase, rollout_id, st, lock)
             reasons = phase.preflight(ctx)
             if reasons:
                 self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,
@@ -273,8 +325,11 @@ class Rollout:
         self._check_reachable()
         if to is not None and to != "baseline":
             phase_named(to)
+        return self._guarded(to or "rollback", lambda: self._rollback(to))  # type: ignore[no-any-return]
+
+    def _rollback(self, to: str | None) -> list[PhaseReport]:
         reports: list[PhaseReport] = []
-        with TargetLock(self.target.dsn, self.target.name, self.actor):
+        with TargetLock(self.target.dsn, self.target.name, self.actor) as lock:
             if not self.store.installed():
                 raise RolloutError(f"nothing to roll back on {self.target.name}: no rollout has run")
             active = [p for p in PHASE_ORDER if self.store.get(p).status not in INACTIVE]
@@ -287,14 +342,14 @@ class Rollout:
                 raise RolloutError(f"nothing to roll back on {self.target.name}"
                                    + (f" after {to}" if to else ""))
             for name in reversed(targets):
-                reports.append(self._rollback_phase(PHASES[name]))
+                reports.append(self._rollback_phase(PHASES[name], lock))
         return reports
 
-    def _rollback_phase(self, phase: Phase) -> PhaseReport:
+    def _rollback_phase(self, phase: Phase, lock: TargetLock) -> PhaseReport:
         t0 = time.monotonic()
         st = self.store.get(phase.name)
         rollout_id = st.rollout_id or uuid.uuid4().hex[:12]
-        ctx = self._context(phase, rollout_id, st)
+        ctx = self._context(phase, rollout_id, st, lock)
         reasons = phase.rollback_preflight(ctx)
         if reasons:
             self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,

@@ -15,6 +15,8 @@ __all__ = [
     "RollbackFailed",
     "RolloutError",
     "ActionFailed",
+    "Interrupted",
+    "LockLost",
 ]
 
 
@@ -81,3 +83,26 @@ class IrreversibleStep(RolloutError):
     def __init__(self, phase: str, action_id: str, message: str) -> None:
         self.phase, self.action_id = phase, action_id
         super().__init__(f"{phase}: {action_id} is irreversible: {message}")
+
+
+class Interrupted(RolloutError):
+    """A server went away under the rollout (restart, failover, network): it stopped where it
+    was, without rolling back; every action is idempotent and checkpointed, so the same
+    command run again resumes."""
+
+    lost = "the connection to a server"
+
+    def __init__(self, phase: str, action_id: str | None, cause: BaseException) -> None:
+        self.phase, self.action_id, self.cause = phase, action_id, cause
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        where = f" at {action_id}" if action_id else ""
+        super().__init__(
+            f"{phase}: interrupted{where}: lost {self.lost} ({first}); nothing was rolled "
+            "back and the step is idempotent: run the same command again to resume")
+
+
+class LockLost(Interrupted):
+    """The session holding the rollout lock died (the server restarted): another rollout
+    could start now, so this one stops at its next step."""
+
+    lost = "the rollout lock with its session"

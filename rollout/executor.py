@@ -10,7 +10,10 @@ import os
 import signal
 import time
 
-from rollout.errors import ActionFailed, IrreversibleStep, RollbackFailed
+import psycopg
+import redis
+
+from rollout.errors import ActionFailed, Interrupted, IrreversibleStep, RollbackFailed
 from rollout.phase import Action, PhaseContext
 from rollout.state import APPLYING, ROLLED_BACK, ROLLING_BACK
 
@@ -21,6 +24,25 @@ def _first_line(exc: BaseException) -> str:
 
 
 FAULT_ENV = "PHASEGATE_FAULT_INJECT"
+# SQLSTATEs of a server going away: admin/crash shutdown, cannot connect now (class 08 too).
+_GONE = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what it wraps or was caused by) is a lost connection to
+    PostgreSQL or Redis rather than a step that failed: the rollout then stops where it is
+    instead of rolling back against a server that is not there."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, redis.ConnectionError):
+            return True
+        if isinstance(exc, psycopg.OperationalError):
+            state = exc.sqlstate
+            return state is None or state.startswith("08") or state in _GONE
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+    return False
 
 
 def fault_point(where: str, action_id: str) -> None:
@@ -37,6 +59,7 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
     for action in actions:
         if action.id in st.completed_actions:
             continue
+        ctx.guard()
         fault_point("before", action.id)
         st.status, st.direction, st.current_action = APPLYING, "forward", action.id
         ctx.store.save(st)
@@ -45,7 +68,11 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
         t0 = time.monotonic()
         try:
             action.apply(ctx)
+        except Interrupted:
+            raise
         except Exception as exc:
+            if connection_lost(exc):
+                raise Interrupted(st.phase, action.id, exc) from exc
             ctx.store.event(ctx.rollout_id, st.phase, "action_failed", ctx.actor,
                             action_id=action.id, outcome="failed",
                             detail={"error": _first_line(exc)})
@@ -75,6 +102,7 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
                 f"it already ran, so rollback stops here; see the manual path in "
                 f"plans/{ctx.target.name}/{st.phase}.md (invoke plan --env {ctx.target.name} --phase {st.phase})")
     for action in reversed(done):
+        ctx.guard()
         st.status, st.direction, st.current_action = ROLLING_BACK, "rollback", action.id
         ctx.store.save(st)
         fault_point("before_undo", action.id)
@@ -87,7 +115,11 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
         try:
             if action.undo is not None:
                 action.undo(ctx)
+        except Interrupted:
+            raise
         except Exception as exc:
+            if connection_lost(exc):
+                raise Interrupted(st.phase, action.id, exc) from exc
             ctx.store.event(ctx.rollout_id, st.phase, "undo_failed", ctx.actor, action_id=action.id,
                             outcome="failed", detail={"error": _first_line(exc)})
             raise RollbackFailed(st.phase, action.id, exc) from exc

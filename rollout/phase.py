@@ -70,9 +70,13 @@ class PhaseContext:
     log: logging.LoggerAdapter
     show_progress: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    # Raises when the rollout may not go on (its lock's session died); called before every
+    # action and every checkpoint.
+    guard: Callable[[], None] = field(default=lambda: None)
 
     def checkpoint(self, **values: Any) -> None:
         """Persist progress of a long action, so a killed run resumes from here."""
+        self.guard()
         self.state.checkpoint.update(values)
         self.store.save(self.state)
 

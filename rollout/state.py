@@ -155,6 +155,12 @@ class TargetLock:
         self.conn = conn
         return self
 
+    def ensure_held(self) -> None:
+        """Raise psycopg.OperationalError if the lock's session is gone (a server restart
+        ends it, and the lock with it): the caller must stop before its next step."""
+        if self.conn is not None:
+            self.conn.execute("SELECT 1")
+
     def __exit__(self, *exc: object) -> None:
         if self.conn is not None:
             try:
