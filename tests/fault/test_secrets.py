@@ -1,0 +1,131 @@
+"""Secrets: a role with a known password (scram-sha-256, really checked) runs a full rollout,
+plans are generated, connections fail (wrong password, wrong port, wrong database); every
+log line (root logger at DEBUG), CLI output, plan file, error message and rollout event is
+scanned for the password."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from rollout.engine import Rollout
+from rollout.environments import Target
+from rollout.errors import PhasegateError
+from tests.integration.rollout.harness import FAST, apply_through, make_target
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def logs() -> Iterator[_Capture]:
+    root, handler = logging.getLogger(), _Capture()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def secret_db(pg_server, db_templates) -> Iterator[tuple[str, str, str]]:
+    """(url with the password, role, password): a fresh baseline database reached as a role
+    that must authenticate with scram-sha-256 (roles are cluster-wide: unique, dropped)."""
+    role, password = f"sec_{uuid.uuid4().hex[:10]}", f"Pw-{uuid.uuid4().hex}-s3cret"
+    dbname = f"sec_{uuid.uuid4().hex[:10]}"
+    hba = Path(pg_server.data_dir) / "pg_hba.conf"
+    original = hba.read_text(encoding="utf-8")
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            sql.Identifier(dbname), sql.Identifier(db_templates.template("baseline")), sql.Identifier(role)))
+        # Only this role must prove its password; everyone else keeps the server's trust.
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\nhost all {role} ::1/128 scram-sha-256\n"
+                       + original, encoding="utf-8")
+        conn.execute("SELECT pg_reload_conf()")
+    base = pg_server.sqlalchemy_url(dbname)
+    scheme, _, rest = base.partition("://")
+    url = f"{scheme}://{role}:{password}@{rest.split('@', 1)[1]}"
+    try:
+        yield url, role, password
+    finally:
+        hba.write_text(original, encoding="utf-8")
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _invoke(*args: str, env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *args], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, **env})
+    return out.stdout + out.stderr
+
+
+@pytest.mark.slow  # a full rollout, five phases, plus CLI runs
+def test_no_password_in_logs_plans_errors_or_events(secret_db, logs, redis_url, tmp_path) -> None:
+    url, role, password = secret_db
+    target = make_target(url, redis_url, jobs=400)
+    apply_through(target, "contract", tmp_path)  # every phase; plans written before each apply
+    texts: list[str] = []
+    ro = Rollout(target, "rm", plans_dir=tmp_path / "plans")
+    try:
+        texts.append(repr(ro.status()))
+    finally:
+        ro.close()
+
+    env = {"PHASEGATE_CONFIG": str(tmp_path / "none.toml"), "PHASEGATE_SEC_DB_URL": url,
+           "PHASEGATE_SEC_REDIS_URL": redis_url}
+    texts.append(_invoke("rollout", "--status", "--env", "sec", env=env))
+    texts.append(_invoke("plan", "--env", "sec", "--format", "both", "--out", str(tmp_path / "cli-plans"), env=env))
+    texts.append(_invoke("plan", "--env", "sec", "--format", "json", "--out", "-", env=env))
+    assert "contract" in texts[-1]  # the commands really ran
+
+    host = url.rsplit("@", 1)[1]
+    failures = {
+        "wrong password": url.replace(password, password[::-1]),
+        "wrong port": url.replace(host, "127.0.0.1:9/" + host.split("/", 1)[1]),
+        "wrong database": url.rsplit("/", 1)[0] + "/no_such_db",
+    }
+    for label, bad in failures.items():
+        out = _invoke("rollout", "--status", "--env", "bad", env={**env, "PHASEGATE_BAD_DB_URL": bad,
+                                                                    "PHASEGATE_BAD_REDIS_URL": redis_url})
+        assert out.startswith("phasegate: cannot reach the database of bad"), (label, out)
+        texts.append(out)
+        engine = Rollout(Target("bad", bad, redis_url, False, FAST), "rm", plans_dir=tmp_path / "bad")
+        with pytest.raises(PhasegateError) as err:
+            engine.apply("expand")
+        engine.close()
+        texts.append(str(err.value))
+    assert "password authentication failed" in texts[-5]  # the password really was checked
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        texts += [str(r) for r in conn.execute("SELECT detail FROM phasegate_rollout_event").fetchall()]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".md" for p in files) and any(p.suffix == ".json" for p in files)
+    texts += [p.read_text(encoding="utf-8") for p in files]
+    assert logs.lines, "nothing was logged: the scan would prove nothing"
+    texts += logs.lines
+
+    leaks = [t[:200] for t in texts if password in t or password[::-1] in t]
+    assert leaks == []
