@@ -275,7 +275,7 @@ def _postgres_from_binaries(bin_dir: Path, provider: str = "binaries") -> Iterat
 @contextlib.contextmanager
 def _postgres_from_containers() -> Iterator[PostgresServer]:
     try:
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ServerUnavailable("testcontainers is not installed: pip install 'phasegate[dev]'") from exc
     image = os.environ.get("PHASEGATE_PG_IMAGE", "postgres:15")
@@ -432,7 +432,7 @@ def _redis_from_binary(binary: str, provider: str) -> Iterator[RedisServer]:
 @contextlib.contextmanager
 def _redis_from_containers() -> Iterator[RedisServer]:
     try:
-        from testcontainers.redis import RedisContainer
+        from testcontainers.community.redis import RedisContainer
     except ImportError as exc:  # pragma: no cover
         raise ServerUnavailable("testcontainers is not installed: pip install 'phasegate[dev]'") from exc
     image = os.environ.get("PHASEGATE_REDIS_IMAGE", "redis:7")

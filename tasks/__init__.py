@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+from pathlib import Path
 
 from invoke import Collection, Task
+
+# Invoke puts tasks/ itself at the front of sys.path, where a task module named like a
+# package (tasks/checks.py) would shadow that package on import: take it off again.
+_TASKS_DIR = str(Path(__file__).resolve().parent)
+while _TASKS_DIR in sys.path:
+    sys.path.remove(_TASKS_DIR)
 
 ns = Collection()
 

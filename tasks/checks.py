@@ -7,7 +7,6 @@ an error, 2 the command could not run (bad input, unreachable database).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,6 @@ from tasks._cli import EXPECTED, PROJECT, one_line
 
 AT_ROOT = True
 
-# Invoke puts tasks/ itself at the front of sys.path, where tasks/checks.py (and
-# tasks/rollout.py) would shadow the top-level packages of the same name on import.
-_TASKS_DIR = str(Path(__file__).resolve().parent)
-while _TASKS_DIR in sys.path:
-    sys.path.remove(_TASKS_DIR)
 FORMATS = ("table", "json", "junit")
 
 
