@@ -330,6 +330,7 @@ class Rollout:
     def _rollback(self, to: str | None) -> list[PhaseReport]:
         reports: list[PhaseReport] = []
         with TargetLock(self.target.dsn, self.target.name, self.actor) as lock:
+            migrations_api.current(self.target.db_url)  # refuses a foreign migration state
             if not self.store.installed():
                 raise RolloutError(f"nothing to roll back on {self.target.name}: no rollout has run")
             active = [p for p in PHASE_ORDER if self.store.get(p).status not in INACTIVE]

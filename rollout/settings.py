@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -47,8 +48,12 @@ class Settings:
             default = getattr(base, key)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"setting {key} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"setting {key} must be a finite number, not {value!r}")
             if value < 0:
                 raise ConfigError(f"setting {key} must not be negative ({value})")
+            if isinstance(default, int) and value != int(value):
+                raise ConfigError(f"setting {key} must be a whole number, not {value!r}")
             changes[key] = type(default)(value)
         return replace(base, **changes)
 
