@@ -198,3 +198,25 @@ def test_sql_shaped_filters_and_reasons_through_the_library(make_app) -> None:  
         (SQL_SHAPED, SQL_SHAPED)]
     assert q(app.test_db_url, "SELECT count(*) FROM background_dispatch_window "
              "WHERE dispatch_key LIKE %s", (SQL_SHAPED + "%",)) == [(1,)]
+
+
+def test_sql_shaped_actor_is_recorded_verbatim_and_the_lock_names_it_safely(make_db, redis_url, tmp_path) -> None:
+    from rollout.engine import Rollout
+    from rollout.errors import LockHeld
+    from rollout.state import TargetLock
+    from tests.integration.rollout.harness import make_target
+
+    target = make_target(make_db("baseline"), redis_url, jobs=50)
+    actor = SQL_SHAPED + " \x1b[2J"
+    ro = Rollout(target, actor, plans_dir=tmp_path)
+    try:
+        ro.ensure_kit()
+        with TargetLock(target.dsn, target.name, actor):
+            with pytest.raises(LockHeld) as err:
+                ro.apply("expand")
+        assert "\x1b" not in str(err.value) and "DROP TABLE" in str(err.value)
+    finally:
+        ro.close()
+    assert q(target.db_url, "SELECT actor, event FROM phasegate_rollout_event WHERE event = 'lock_refused'") == [
+        (actor, "lock_refused")]
+    assert q(target.db_url, "SELECT to_regclass('background_dead_letter') IS NULL") == [(True,)]
