@@ -162,6 +162,11 @@ def _autocommit_ddl(ddl_for: Callable[[Connection], str], what: str) -> int:
                                in_transaction=False)
 
 
+# Crash tests: called with the index name after each concurrent build (the rollout sets it
+# to its fault-injection point while a revision runs, to kill the process mid-revision).
+after_index_build: Callable[[str], None] | None = None
+
+
 def create_index_concurrently(
     name: str,
     table: str,
@@ -190,8 +195,11 @@ def create_index_concurrently(
             drop_invalid()
             conn.execute(text(ddl))
 
-        return with_lock_retry(conn, build, what=f"create index {name}", in_transaction=False,
+        done = with_lock_retry(conn, build, what=f"create index {name}", in_transaction=False,
                                on_retry=drop_invalid)
+    if after_index_build is not None:
+        after_index_build(name)
+    return done
 
 
 def drop_index_concurrently(name: str) -> int:

@@ -9,7 +9,9 @@ from alembic.script import ScriptDirectory
 
 from ledger import flags
 from migrations import api as migrations_api
+from migrations import safe_ddl
 from migrations.config import alembic_config
+from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
@@ -26,6 +28,12 @@ def revisions_between(after: str, upto: str) -> list[str]:
     return chain[chain.index(after) + 1: chain.index(upto) + 1]
 
 
+def is_long_running(revision: str) -> bool:
+    """Whether the revision declares ``long_running = True`` (it builds indexes CONCURRENTLY)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return bool(getattr(script.get_revision(revision).module, "long_running", False))
+
+
 def _position(revision: str | None) -> int:
     return -1 if revision is None else revision_chain().index(revision)
 
@@ -39,10 +47,16 @@ def _export_ddl_settings(s: Settings) -> None:
 def migrate_action(phase: str, revision: str, previous: str, description: str) -> Action:
     """Upgrade to ``revision``; undo downgrades to ``previous``. Idempotent both ways."""
 
+    action_id = f"{phase}.migrate.{revision}"
+
     def apply(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)
         if _position(migrations_api.current(ctx.target.db_url)) < _position(revision):
-            migrations_api.upgrade(ctx.target.db_url, revision)
+            safe_ddl.after_index_build = lambda name: fault_point("during", action_id)
+            try:
+                migrations_api.upgrade(ctx.target.db_url, revision)
+            finally:
+                safe_ddl.after_index_build = None
 
     def undo(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)
@@ -50,13 +64,14 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
             migrations_api.downgrade(ctx.target.db_url, previous)
 
     return Action(
-        id=f"{phase}.migrate.{revision}",
+        id=action_id,
         title=f"migrate to {revision}",
         changes=description,
         apply=apply,
         undo=undo,
         manual_apply=(f"invoke migrate --env <env> --to {revision}",),
         manual_undo=(f"invoke migrate --env <env> --to {previous}",),
+        long_running=is_long_running(revision),
         verify_undo=("SELECT version_num FROM alembic_version;  -- expect " + previous,),  # noqa: S608 (runbook text, never executed)
         estimate=_ddl_estimate,
     )

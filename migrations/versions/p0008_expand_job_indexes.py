@@ -13,6 +13,7 @@ down_revision = "p0007_expand_job_columns"
 branch_labels = None
 depends_on = None
 phase = "expand"
+long_running = True  # CREATE INDEX CONCURRENTLY scans the table: the crash matrix kills it mid-way
 
 
 def upgrade() -> None:

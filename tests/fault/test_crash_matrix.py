@@ -174,3 +174,23 @@ def test_the_matrix_covers_every_action_both_ways() -> None:
     during = {c.action_id for c in CELLS if c.point == "during"}
     assert during == {a.id for p in PHASES.values() for a in p.plan() if a.long_running}
     assert set(DEFAULT_CELLS) <= {c.id for c in CELLS}
+
+
+def test_every_revision_that_builds_an_index_is_killed_mid_way() -> None:
+    """A new revision with a concurrent index build must declare ``long_running`` so the
+    matrix kills it between builds (its 'during' cell); this keeps that from being forgotten."""
+    import inspect
+
+    from alembic.script import ScriptDirectory
+
+    from migrations.config import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    builders = {s.revision for s in script.walk_revisions()
+                if "create_index_concurrently(" in inspect.getsource(s.module.upgrade)}
+    assert builders, "no revision builds an index: this guard would prove nothing"
+    declared = {s.revision for s in script.walk_revisions() if getattr(s.module, "long_running", False)}
+    assert builders <= declared
+    during = {c.action_id.rsplit(".", 1)[1] for c in CELLS if c.point == "during" and ".migrate." in c.action_id}
+    # Revisions the phases apply forward (contract's p0010 only drops an index going forward).
+    assert builders <= during
