@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,7 +31,7 @@ BUILD = "CREATE INDEX CONCURRENTLY ix_bench_job_type_created ON background_job (
 
 
 def measure(rows: int, rest_seconds: float, workers: int, rate: float,
-            lock_timeout_ms: int) -> dict[str, object]:
+            lock_timeout_ms: int) -> dict[str, Any]:
     from rollout.seed import JOB_TYPES, seed_baseline
     from rollout.workload import WORKLOAD_JOB_TYPE
 
@@ -53,8 +54,9 @@ def measure(rows: int, rest_seconds: float, workers: int, rate: float,
             time.sleep(1.0)
             records = wl.stop()
         with psycopg.connect(dsn) as conn:
-            valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
-                                 "'ix_bench_job_type_created'::regclass").fetchone()[0]
+            row = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                               "'ix_bench_job_type_created'::regclass").fetchone()
+            valid = bool(row and row[0])
     rest, during = summarize(records, t0, t1), summarize(records, t1, t2)
     ratio = during.p99_ms / rest.p99_ms if rest.p99_ms else 0.0
     return {"rows": rows, "build_seconds": round(build.seconds, 3), "index_valid": valid,
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     res = measure(args.rows, args.rest_seconds, args.workers, args.rate, args.lock_timeout_ms)
     rest, during = res["at_rest"], res["during_build"]
     rows = [[name, s["ops"], s["failed_writes"], s["p50_ms"], s["p99_ms"], s["max_write_ms"],
-             s["longest_stall_ms"]] for name, s in (("at rest", rest), ("during CIC", during))]  # type: ignore[index]
+             s["longest_stall_ms"]] for name, s in (("at rest", rest), ("during CIC", during))]
     print_table(f"CREATE INDEX CONCURRENTLY on {args.rows:,} rows ({res['build_seconds']} s): "
                 f"workload p99 {res['p99_ratio']}x at rest (target <= {P99_TARGET}x)",
                 ["window", "ops", "failed writes", "p50 ms", "p99 ms", "max write ms",
