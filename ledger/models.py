@@ -58,7 +58,7 @@ def _pg_enum(cls: type[enum.Enum], name: str) -> Enum:
 # --------------------------------------------------------------------------- baseline
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     PENDING = "PENDING"  # waiting for run_at and a free worker
     RUNNING = "RUNNING"  # claimed; locked_at is the lease heartbeat
     SUCCEEDED = "SUCCEEDED"  # finished; terminal
@@ -160,25 +160,25 @@ class RolloutEvent(Base):
 # --------------------------------------------------------------------------- expand
 
 
-class DispatchStatus(str, enum.Enum):
+class DispatchStatus(enum.StrEnum):
     DISPATCHING = "DISPATCHING"  # a sender won the key and is enqueueing
     ENQUEUED = "ENQUEUED"  # handed to the queue; terminal
     ENQUEUE_FAILED = "ENQUEUE_FAILED"  # the queue refused and inline was not allowed; terminal
     INLINE_EMERGENCY = "INLINE_EMERGENCY"  # the queue refused; the work ran inline; terminal
 
 
-class FunctionRunStatus(str, enum.Enum):
+class FunctionRunStatus(enum.StrEnum):
     RUNNING = "RUNNING"  # attempt started, no outcome yet
     SUCCEEDED = "SUCCEEDED"  # attempt finished without error
     FAILED = "FAILED"  # attempt finished with an error (see error_class)
 
 
-class ErrorClass(str, enum.Enum):
+class ErrorClass(enum.StrEnum):
     RETRIABLE = "RETRIABLE"  # transient: timeouts, connection loss, serialization, deadlock
     TERMINAL = "TERMINAL"  # retrying cannot help: validation, constraint, malformed payload
 
 
-class DeadLetterStatus(str, enum.Enum):
+class DeadLetterStatus(enum.StrEnum):
     OPEN = "OPEN"  # waiting for an operator
     REQUEUED = "REQUEUED"  # an operator sent it back to the queue as a fresh job
     DISCARDED = "DISCARDED"  # an operator closed it with a reason; history kept
