@@ -327,6 +327,9 @@ class Workload:
                               key=lambda r: r.t)
         dead = [p.name for p in self._procs if p.exitcode not in (0, None)]
         self._procs = []
+        if self._tmp is not None:  # the records are in memory now
+            self._tmp.cleanup()
+            self._tmp = None
         if dead:
             raise WorkloadError(f"workload worker(s) crashed: {', '.join(dead)}")
         return self.records
@@ -353,6 +356,7 @@ class Workload:
                 self.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
 
 
 def run_workload(config: WorkloadConfig) -> list[OpRecord]:
