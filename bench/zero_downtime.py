@@ -262,6 +262,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--backfill-rows-per-second", type=float, default=0.0)
     ap.add_argument("--pgbench-rate", type=float, default=40.0, help="pgbench tx/s (0: off)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--name", default="zero_downtime", help="file name of the outputs")
     return ap.parse_args(argv)
 
 
@@ -288,11 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     rep = report(segments, records, pg, args.lock_timeout_ms)
     rep["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     rep["sequence"] = [asdict(s) for s in SEQUENCE]
-    json_path = write_results("zero_downtime", rep, args.out)
-    png = write_png(args.out / "zero_downtime.png", segments, records, pg)
-    write_html(args.out / "zero_downtime.html", rep, png.name)
+    json_path = write_results(args.name, rep, args.out)
+    png = write_png(args.out / f"{args.name}.png", segments, records, pg)
+    write_html(args.out / f"{args.name}.html", rep, png.name)
     print_report(rep)
-    print(f"wrote {json_path}, {png}, {args.out / 'zero_downtime.html'}")
+    print(f"wrote {json_path}, {png}, {args.out / (args.name + '.html')}")
     return 0 if all(rep["targets"].values()) else 1
 
 
