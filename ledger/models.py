@@ -305,6 +305,8 @@ class DeadLetter(Base):
             "dead_at",
             postgresql_where=text("status = 'OPEN'"),
         ),
+        # The foreign key's referencing side and the backfill's "already dead-lettered?" probe.
+        Index("ix_background_dead_letter_job_id", "job_id"),
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 BASELINE = "p0001_baseline"
 KIT = "p0002_kit"
-EXPAND = "p0011_expand_grants"
+EXPAND = "p0012_expand_dead_letter_job_ix"
 CONTRACT = "p0010_contract_legacy_job_index"
 
 POINTS: dict[str, str] = {

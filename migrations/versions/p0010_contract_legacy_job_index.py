@@ -9,7 +9,7 @@ from __future__ import annotations
 from migrations import safe_ddl
 
 revision = "p0010_contract_legacy_job_index"
-down_revision = "p0011_expand_grants"
+down_revision = "p0012_expand_dead_letter_job_ix"
 branch_labels = None
 depends_on = None
 phase = "contract"
