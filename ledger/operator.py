@@ -1,6 +1,6 @@
 """What the operator CLI (``invoke dlq.*``) prints, and parsing its flags.
 
-Kept out of ``tasks/`` so the tasks stay thin and this can be tested without Invoke.
+Kept out of ``cli/`` so the tasks stay thin and this can be tested without Invoke.
 """
 
 from __future__ import annotations

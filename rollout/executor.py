@@ -64,7 +64,7 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
         st.status, st.direction, st.current_action = APPLYING, "forward", action.id
         ctx.store.save(st)
         ctx.store.event(ctx.rollout_id, st.phase, "action_started", ctx.actor, action_id=action.id)
-        ctx.log.info("apply %s: %s", action.id, action.title, extra={"action_id": action.id})
+        ctx.log.info("apply: %s", action.title, extra={"action_id": action.id})
         t0 = time.monotonic()
         try:
             action.apply(ctx)
@@ -107,7 +107,7 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
         ctx.store.save(st)
         fault_point("before_undo", action.id)
         ctx.store.event(ctx.rollout_id, st.phase, "undo_started", ctx.actor, action_id=action.id)
-        ctx.log.info("undo %s", action.id, extra={"action_id": action.id})
+        ctx.log.info("undo: %s", action.title, extra={"action_id": action.id})
         if action.irreversible and action.undo is None:
             ctx.store.event(ctx.rollout_id, st.phase, "undo_not_possible", ctx.actor,
                             action_id=action.id, outcome="irreversible",

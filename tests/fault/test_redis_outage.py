@@ -100,7 +100,7 @@ def test_reconcile_task_repairs_and_refuses_clearly(make_db, redis_url) -> None:
     bad = invoke("reconcile", "--env", "outage", "--since", "1h", "--until", "2h", env=env)
     lines = [line for line in (bad.stdout + bad.stderr).splitlines() if line.strip()]
     assert bad.returncode == 1 and len(lines) == 1 and "must be before --until" in lines[0], lines
-    from tasks.reconcile import parse_time
+    from cli.reconcile import parse_time
 
     now = datetime.now(UTC)
     assert parse_time("--since", "90m", now) == now - timedelta(minutes=90)

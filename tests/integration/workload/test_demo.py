@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from ledger.errors import ConfigError
 from rollout.demo import run_demo
-from tasks._cli import PROJECT
+
+PROJECT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("args, message", [

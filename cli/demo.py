@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from tasks._cli import PROJECT, clean_errors
-
-AT_ROOT = True
+from cli.base import clean_errors, project_dir
 
 
 @task(
@@ -29,7 +27,7 @@ def demo(c, jobs=None, env="local", workers=None, rate=None):
     except ValueError:
         raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=1) from None
     with clean_errors():
-        result = run_demo(env, PROJECT, jobs=jobs, workers=workers, rate=rate)
+        result = run_demo(env, project_dir(), jobs=jobs, workers=workers, rate=rate)
     if not result.ok:
         failed = next((p for p in result.phases if p.outcome != "gated"), None)
         where = f"{failed.phase}: {failed.error or failed.outcome}" if failed else "incomplete"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from invoke import task
 
+from cli.base import clean_errors, project_dir
 from ledger.errors import mask_secrets
-from tasks._cli import PROJECT, clean_errors
 
 
 @task(help={"point": "migration point to reach: baseline | kit | expand | contract | head"})
@@ -15,7 +15,7 @@ def up(c, point="baseline"):
     from migrations import api
 
     with clean_errors():
-        st = local.up(PROJECT)
+        st = local.up(project_dir())
         api.upgrade(st.pg_url, point)
     print(f"local postgres: {mask_secrets(st.pg_url)}")
     print(f"local redis:    {st.redis_url}")
@@ -27,5 +27,5 @@ def stop(c):
     """Stop the embedded local Postgres + Redis (their data is kept)."""
     from infra import local
 
-    print("stopped" if local.down(PROJECT) else "nothing was running")
+    print("stopped" if local.down(project_dir()) else "nothing was running")
 

@@ -13,9 +13,7 @@ from typing import Any
 
 from invoke import Exit, task
 
-from tasks._cli import EXPECTED, PROJECT, one_line
-
-AT_ROOT = True
+from cli.base import EXPECTED, one_line, project_dir
 
 FORMATS = ("table", "json", "junit")
 
@@ -141,7 +139,7 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
             ids = checks.gate_checks(phase)
         else:
             ids = [*checks.all_checks()]
-        with open_target(env, PROJECT) as target:
+        with open_target(env, project_dir()) as target:
             ctx = checks.CheckContext(db_url=target.db_url, redis_url=target.redis_url,
                                       params={**target.settings.gate_params(), **params})
             results = checks.run_checks(ids, ctx)

@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from invoke import task
 
-from tasks._cli import PROJECT, clean_errors
-
-AT_ROOT = True
+from cli.base import clean_errors, project_dir
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -67,7 +65,7 @@ def reconcile(c, env="local", since=None, until=None):
         if start >= end:
             raise ConfigError(f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) must be before --until "
                               f"({end:%Y-%m-%dT%H:%M:%SZ})")
-        with open_target(env, PROJECT) as target:
+        with open_target(env, project_dir()) as target:
             app = LedgerApp(target.db_url, target.redis_url, flag_ttl=0, pool_size=2)
             try:
                 # Read the flags first, uncached: an unreachable database must stop here, not

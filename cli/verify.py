@@ -7,9 +7,7 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from tasks._cli import PROJECT, clean_errors
-
-AT_ROOT = True
+from cli.base import clean_errors, project_dir
 
 
 @task(
@@ -33,19 +31,19 @@ def verify(c, provider="containers", jobs=5000, junit=None):
         raise Exit('phasegate: no Docker-API engine answers (DOCKER_HOST); on Podman run '
                    'eval "$(.ci/podman/setup)" first, or use --provider binaries', code=1)
     console = Console()
-    out = Path(junit) if junit else PROJECT / "reports" / "verify.xml"
+    out = Path(junit) if junit else project_dir() / "reports" / "verify.xml"
 
     def show(step):  # type: ignore[no-untyped-def]
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
         console.print(f"{mark} {step.name} ({step.seconds:.1f}s) {step.message[:200] if not step.ok else ''}")
 
-    with clean_errors(), open_target("ci", PROJECT, provider=provider) as target:
+    with clean_errors(), open_target("ci", project_dir(), provider=provider) as target:
         # No application runs in CI to heartbeat the seeded in-flight jobs: a long lease keeps
         # the liveness gate about the rollout, not about a worker that is not there.
         target = replace(target, settings=replace(target.settings, lease_seconds=3600.0))
         console.print(f"verify on throwaway {provider} servers: seeding {int(jobs):,} jobs")
         verifier.seed(target, int(jobs))
-        steps = verifier.walk(target, PROJECT / "reports" / "verify-plans", report=show)
+        steps = verifier.walk(target, project_dir() / "reports" / "verify-plans", report=show)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(verifier.junit(steps), encoding="utf-8")
     failed = [s.name for s in steps if not s.ok]

@@ -10,7 +10,7 @@ import os
 
 from invoke import task
 
-from tasks._cli import PROJECT, clean_errors
+from cli.base import clean_errors, project_dir
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
@@ -33,7 +33,7 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
     if not url:
         from rollout.environments import resolve_target
 
-        url = resolve_target(env, PROJECT).db_url
+        url = resolve_target(env, project_dir()).db_url
     return DeadLetters(Database(url, pool_size=1, max_overflow=0))
 
 

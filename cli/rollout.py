@@ -1,8 +1,4 @@
-"""``invoke rollout``, ``invoke plan`` and ``invoke migrate``: the release manager's commands.
-
-(Named release.py, not rollout.py: Invoke puts tasks/ on sys.path, where a module named
-like a package would shadow it.)
-"""
+"""``invoke rollout``, ``invoke plan`` and ``invoke migrate``: the release manager's commands."""
 
 from __future__ import annotations
 
@@ -14,9 +10,7 @@ from typing import Any
 
 from invoke import Exit, task
 
-from tasks._cli import PROJECT, clean_errors
-
-AT_ROOT = True
+from cli.base import clean_errors, project_dir
 
 
 def _actor(actor: str | None) -> str:
@@ -100,8 +94,8 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
     if to and not rollback:
         raise Exit("phasegate: --to goes with --rollback", code=1)
     show = sys.stdout.isatty() if progress is None else bool(progress)
-    with clean_errors(), open_target(env, PROJECT) as target:
-        engine = Rollout(target, _actor(actor), project=PROJECT, show_progress=show)
+    with clean_errors(), open_target(env, project_dir()) as target:
+        engine = Rollout(target, _actor(actor), project=project_dir(), show_progress=show)
         try:
             if status:
                 _print_status(engine.status(), format)
@@ -150,7 +144,7 @@ def plan(c, env="local", phase=None, format="md", out=None):
 
     if format not in ("md", "json", "both"):
         raise Exit("phasegate: --format must be md, json or both", code=1)
-    with clean_errors(), open_target(env, PROJECT) as target:
+    with clean_errors(), open_target(env, project_dir()) as target:
         names = [phase_named(phase).name] if phase else list(PHASE_ORDER)
         engine = create_engine(target.db_url, pool_pre_ping=True)
         try:
@@ -160,7 +154,7 @@ def plan(c, env="local", phase=None, format="md", out=None):
                     p = plans.build(target, name, sizes)
                     print(json.dumps(p, indent=2, default=str) if format == "json" else plans.render_markdown(p))
                 return
-            directory = Path(out) if out else PROJECT / "plans" / target.name
+            directory = Path(out) if out else project_dir() / "plans" / target.name
             written = plans.write_all(target, directory, engine, names)
         finally:
             engine.dispose()
@@ -175,7 +169,7 @@ def migrate(c, env="local", to="head"):
     from migrations import api
     from rollout.environments import open_target
 
-    with clean_errors(), open_target(env, PROJECT) as target:
+    with clean_errors(), open_target(env, project_dir()) as target:
         current = api.current(target.db_url)
         chain = [None, *reversed(api.known_revisions())]
         goal = api.resolve(to)

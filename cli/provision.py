@@ -1,16 +1,10 @@
-"""``invoke provision``: the platform engineer's command (Pulumi, through the Automation API).
-
-Named ``provision``, not ``infra``: Invoke puts ``tasks/`` itself on ``sys.path``, so a module
-``tasks/infra.py`` would shadow the ``infra`` package for every task.
-"""
+"""``invoke provision``: the platform engineer's command (Pulumi, through the Automation API)."""
 
 from __future__ import annotations
 
 from invoke import Exit, task
 
-from tasks._cli import clean_errors
-
-AT_ROOT = True
+from cli.base import clean_errors
 
 
 @task(help={
