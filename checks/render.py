@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from xml.etree import ElementTree as ET
 
 from rich.console import Console
 from rich.table import Table
 
 from checks.base import CheckResult, Verdict
 from ledger.errors import ConfigError
+from phasegate.junit import Case
+from phasegate.junit import render as render_junit
 
 FORMATS = ("table", "json", "junit")
 _STYLE = {Verdict.PASS: "green", Verdict.WARN: "yellow", Verdict.FAIL: "bold red"}
@@ -46,19 +47,11 @@ def _table(results: Sequence[CheckResult]) -> str:
 
 
 def junit(results: Sequence[CheckResult], suite: str = "phasegate.checks") -> str:
-    """One <testcase> per check; FAIL is a <failure>, WARN passes with its summary in system-out."""
-    failures = sum(1 for r in results if r.verdict is Verdict.FAIL)
-    total_s = sum(r.duration_ms for r in results) / 1000.0
-    root = ET.Element("testsuites")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)),
-                       failures=str(failures), errors="0", skipped="0", time=f"{total_s:.3f}")
-    for r in results:
-        tc = ET.SubElement(ts, "testcase", classname=suite, name=r.check_id,
-                           time=f"{r.duration_ms / 1000.0:.3f}")
-        if r.verdict is Verdict.FAIL:
-            f = ET.SubElement(tc, "failure", message=r.summary, type=r.severity)
-            f.text = json.dumps([dict(e) for e in r.evidence], indent=2, default=str)
-        out = ET.SubElement(tc, "system-out")
-        out.text = f"{r.verdict.value}: {r.summary}"
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    """One <testcase> per check; FAIL is a <failure> with the evidence as its body, WARN and
+    PASS pass with the verdict and summary in system-out."""
+    return render_junit(suite, [
+        Case(suite, r.check_id, r.duration_ms / 1000.0,
+             failure=r.summary if r.verdict is Verdict.FAIL else None, failure_type=r.severity,
+             details=(json.dumps([dict(e) for e in r.evidence], indent=2, default=str)
+                      if r.verdict is Verdict.FAIL else f"{r.verdict.value}: {r.summary}"))
+        for r in results])

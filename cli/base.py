@@ -9,8 +9,8 @@ from pathlib import Path
 
 from invoke import Exit
 
-from infra.ephemeral import ServerUnavailable
-from ledger.errors import PhasegateError, mask_secrets, printable
+from phasegate.errors import PhasegateError
+from phasegate.text import first_line, mask_secrets, printable
 
 # What marks a project folder: its configuration, or the local servers a command started.
 MARKERS = ("phasegate.toml", ".phasegate")
@@ -32,13 +32,12 @@ def project_dir(cwd: Path | None = None) -> Path:
     return start
 
 # Errors a user can cause or fix; anything else is a bug and keeps its traceback.
-EXPECTED = (PhasegateError, ServerUnavailable)
+EXPECTED = (PhasegateError,)  # ServerUnavailable and IrreversibleMigration included
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return f"phasegate: {printable(mask_secrets(first))}"
+    """``phasegate: <the error's first line>``, printable and with secrets masked."""
+    return f"phasegate: {printable(mask_secrets(first_line(exc)))}"
 
 
 @contextlib.contextmanager

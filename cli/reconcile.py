@@ -9,25 +9,22 @@ in ``redis_only`` the database is not the truth, in ``db_only`` Redis is being r
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from invoke import task
 
 from cli.base import clean_errors, project_dir
+from phasegate.durations import is_duration, parse_duration
+from phasegate.errors import ConfigError
+from phasegate.text import printable
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SHOWN_KEYS = 20  # repaired run keys printed; the count is always exact
 
 
 def parse_time(flag: str, value: str, now: datetime) -> datetime:
     """``2h`` / ``30m`` / ``7d`` (that long before ``now``) or an ISO-8601 time (naive = UTC)."""
-    from ledger.errors import ConfigError, printable
-
-    m = _DURATION.match(value or "")
-    if m:
-        return now - timedelta(seconds=float(m[1]) * _UNIT_SECONDS[m[2]])
+    if is_duration(value):
+        return now - parse_duration(value, flag)
     try:
         at = datetime.fromisoformat((value or "").strip())
     except ValueError:
@@ -53,7 +50,6 @@ def _errors() -> tuple[type[BaseException], ...]:
 def reconcile(c, env="local", since=None, until=None):
     """Rewrite Redis job status from the run ledger for runs requested in a time range."""
     from ledger.app import LedgerApp
-    from ledger.errors import ConfigError, printable
     from rollout.environments import open_target
 
     with clean_errors(*_errors()):

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from typing import Any
 
 from invoke import Exit, task
 
 from cli.base import clean_errors, project_dir
+from phasegate.actor import resolve_actor
 
 
 def _actor(actor: str | None) -> str:
-    name = actor or os.environ.get("PHASEGATE_ACTOR") or getpass.getuser()
-    return "".join(ch for ch in name if ch.isprintable())[:64] or "unknown"
+    return resolve_actor(actor) or "unknown"
 
 
 def _print_reports(reports: list[Any], fmt: str) -> None:

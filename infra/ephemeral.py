@@ -36,14 +36,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phasegate.errors import ServerUnavailable as ServerUnavailable  # raised here; re-exported
+from phasegate.urls import libpq_dsn
+
 log = logging.getLogger("phasegate.infra.ephemeral")
 
 PROVIDERS = ("env", "binaries", "containers", "wheels")
 PG_SUPERUSER = "phasegate"
-
-
-class ServerUnavailable(RuntimeError):
-    """No provider could start the server; the message says what is missing and how to get it."""
 
 
 @dataclass
@@ -60,7 +59,7 @@ class PostgresServer:
 
     def dsn(self, dbname: str | None = None) -> str:
         """A libpq/psycopg DSN (no driver prefix), optionally for another database."""
-        plain = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        plain = libpq_dsn(self.url)
         if dbname is None:
             return plain
         base, _, _ = plain.rpartition("/")

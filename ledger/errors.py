@@ -1,49 +1,13 @@
-"""phasegate's one error root and the error classes shared by every package."""
+"""The ledger's errors, under the one root in :mod:`phasegate.errors` (re-exported here for
+applications that import everything from ``ledger``)."""
 
 from __future__ import annotations
 
-import re
-
-
-class PhasegateError(Exception):
-    """phasegate failed; the message says what happened and what to do."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
-
-
-class ConfigError(PhasegateError):
-    """The configuration is invalid."""
-
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
-_KV_PASSWORD = re.compile(r"(?P<key>password\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str, limit: int | None = None) -> str:
-    """One storable, printable line: newlines become spaces, other control characters and
-    text that is not valid UTF-8 (lone surrogates from undecodable bytes) become escapes.
-
-    Why: PostgreSQL text cannot hold NUL and psycopg cannot encode a lone surrogate, so an
-    error text carrying either would fail the very write that records the failure; and an
-    operator's terminal must not receive escape sequences from a job's error."""
-    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
-    return text if limit is None else text[:limit]
-
-
-def mask_secrets(text: str, *secrets: str) -> str:
-    """Replace passwords in URLs and DSNs (and any given secret strings) with '***'."""
-    masked = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    masked = _KV_PASSWORD.sub(lambda m: f"{m['key']}***", masked)
-    for secret in secrets:
-        if secret:
-            masked = masked.replace(secret, "***")
-    return masked
+# Re-exported: applications catch phasegate errors from the ledger they import.
+from phasegate.errors import ConfigError as ConfigError
+from phasegate.errors import PhasegateError as PhasegateError
+from phasegate.text import mask_secrets as mask_secrets
+from phasegate.text import printable as printable
 
 
 # --------------------------------------------------------------------------- ledger

@@ -35,13 +35,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from phasegate.errors import IrreversibleMigration as IrreversibleMigration  # re-exported
+
 log = logging.getLogger("phasegate.migrations")
 
 LOCK_NOT_AVAILABLE = "55P03"
-
-
-class IrreversibleMigration(RuntimeError):
-    """This revision cannot be downgraded automatically; the rollout plan gives the manual path."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
+from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, sqlalchemy_url
 from rollout.settings import Settings
 
 CONFIG_FILE = "phasegate.toml"
@@ -49,7 +50,7 @@ class Target:
 
     @property
     def dsn(self) -> str:
-        return self.db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        return libpq_dsn(self.db_url)
 
 
 def validate_env_name(name: str) -> str:
@@ -103,12 +104,10 @@ def _url_from(env_cfg: dict[str, Any], key: str, env_name: str, what: str) -> st
 
 
 def _normalise_db_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    if not url.startswith("postgresql+psycopg://"):
+    converted = sqlalchemy_url(url)
+    if not converted.startswith(SQLALCHEMY_SCHEME):
         raise ConfigError("database URL must start with postgresql:// (psycopg 3 is the driver)")
-    return url
+    return converted
 
 
 def resolve_target(env_name: str, project: Path) -> Target:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import functools
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phasegate.junit import Case
+from phasegate.junit import render as render_junit
 from rollout.engine import Rollout
 from rollout.environments import Target
 from rollout.errors import IrreversibleStep, RolloutError
@@ -90,32 +91,18 @@ def walk(target: Target, plans_dir: Path, actor: str = "verify",
 
 def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
     """JUnit XML: one case per step, one per gate check under it."""
-    cases = ET.Element("testsuite", name=suite)
-    failures = 0
-    total = 0
+    cases: list[Case] = []
     for step in steps:
-        total += 1
-        case = ET.SubElement(cases, "testcase", classname=suite, name=step.name,
-                             time=f"{step.seconds:.3f}")
-        if not step.ok:
-            failures += 1
-            ET.SubElement(case, "failure", message=step.message[:500]).text = step.message
-        elif step.message:
-            ET.SubElement(case, "system-out").text = step.message
+        cases.append(Case(suite, step.name, step.seconds,
+                          failure=None if step.ok else step.message, details=step.message or None))
         for check in step.checks:
-            total += 1
-            sub = ET.SubElement(cases, "testcase", classname=f"{suite}.{step.name}",
-                                name=str(check.get("check_id")),
-                                time=f"{float(check.get('duration_ms', 0)) / 1000:.3f}")
-            if check.get("verdict") == "fail":
-                failures += 1
-                ET.SubElement(sub, "failure", message=str(check.get("summary", ""))[:500])
-            else:
-                ET.SubElement(sub, "system-out").text = f"{check.get('verdict')}: {check.get('summary')}"
-    cases.set("tests", str(total))
-    cases.set("failures", str(failures))
-    cases.set("errors", "0")
-    return ET.tostring(cases, encoding="unicode", xml_declaration=True)
+            failed = check.get("verdict") == "fail"
+            summary = str(check.get("summary", ""))
+            cases.append(Case(f"{suite}.{step.name}", str(check.get("check_id")),
+                              float(check.get("duration_ms", 0)) / 1000,
+                              failure=summary if failed else None,
+                              details=None if failed else f"{check.get('verdict')}: {summary}"))
+    return render_junit(suite, cases)
 
 
 def seed(target: Target, jobs: int) -> None:

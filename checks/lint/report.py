@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from xml.etree import ElementTree as ET
 
 from rich.console import Console
 from rich.table import Table
@@ -13,6 +12,8 @@ from rich.table import Table
 from checks.lint.engine import Finding
 from checks.lint.rules import RULES
 from ledger.errors import ConfigError
+from phasegate.junit import Case
+from phasegate.junit import render as render_junit
 
 
 def failed(findings: Sequence[Finding]) -> bool:
@@ -45,21 +46,16 @@ def render_findings(findings: Sequence[Finding], fmt: str = "table", files: int 
 
 def _junit(findings: Sequence[Finding]) -> str:
     """One <testcase> per rule: failing with every error finding of that rule."""
-    root = ET.Element("testsuites")
-    errors = [f for f in findings if f.severity == "error"]
-    suite = ET.SubElement(root, "testsuite", name="phasegate.lint", tests=str(len(RULES)),
-                          failures=str(len({f.rule_id for f in errors})), errors="0")
+    cases = []
     for rule in RULES.values():
-        case = ET.SubElement(suite, "testcase", classname="phasegate.lint",
-                             name=f"{rule.rule_id} {rule.title}")
         mine = [f for f in findings if f.rule_id == rule.rule_id]
         bad = [f for f in mine if f.severity == "error"]
+        name = f"{rule.rule_id} {rule.title}"
         if bad:
-            fail = ET.SubElement(case, "failure", message=f"{len(bad)} finding(s)", type=rule.rule_id)
-            fail.text = "\n".join(f"{f.path}:{f.line}: {f.message}" for f in bad) + \
-                f"\ninstead: {rule.instead}"
-        elif mine:
-            ET.SubElement(case, "system-out").text = "\n".join(
-                f"warning {f.path}:{f.line}: {f.message}" for f in mine)
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+            body = "\n".join(f"{f.path}:{f.line}: {f.message}" for f in bad)
+            cases.append(Case("phasegate.lint", name, failure=f"{len(bad)} finding(s)",
+                              failure_type=rule.rule_id, details=f"{body}\ninstead: {rule.instead}"))
+        else:
+            cases.append(Case("phasegate.lint", name, details="\n".join(
+                f"warning {f.path}:{f.line}: {f.message}" for f in mine) or None))
+    return render_junit("phasegate.lint", cases)

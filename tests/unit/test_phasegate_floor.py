@@ -1,0 +1,113 @@
+"""The neutral floor every package imports: one error root, masking, URL forms, durations,
+JUnit XML and the actor. It must import no other phasegate package, so ``infra/``,
+``migrations/``, ``checks/`` and ``rollout/`` can use it without loading the ledger."""
+
+from __future__ import annotations
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from phasegate import errors, junit
+from phasegate.actor import resolve_actor
+from phasegate.durations import parse_duration
+from phasegate.text import first_line
+from phasegate.urls import libpq_dsn, sqlalchemy_url
+
+FLOOR = Path(errors.__file__).resolve().parent
+KIT = {"ledger", "rollout", "checks", "infra", "migrations", "cli", "demo", "tasks"}
+
+
+def test_the_floor_imports_no_other_kit_package() -> None:
+    for path in FLOOR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in KIT, f"{path.name} imports {name}"
+
+
+def test_every_expected_error_derives_from_the_root() -> None:
+    from infra.ephemeral import ServerUnavailable
+    from ledger.errors import LedgerError
+    from migrations.safe_ddl import IrreversibleMigration
+    from rollout.errors import RolloutError
+
+    for cls in (ServerUnavailable, IrreversibleMigration, LedgerError, RolloutError, errors.ConfigError):
+        assert issubclass(cls, errors.PhasegateError), cls
+
+
+def test_an_error_without_text_says_its_docstring() -> None:
+    assert str(errors.ServerUnavailable()).startswith("No provider could start the server")
+
+
+@pytest.mark.parametrize("text, first", [
+    ("boom", "boom"),
+    ("\n  \nreal line\nDETAIL: more", "real line"),
+    ("", "ValueError"),
+])
+def test_first_line(text: str, first: str) -> None:
+    assert first_line(ValueError(text)) == first
+
+
+@pytest.mark.parametrize("given, alchemy, libpq", [
+    ("postgresql://u@h/db", "postgresql+psycopg://u@h/db", "postgresql://u@h/db"),
+    ("postgres://u@h/db", "postgresql+psycopg://u@h/db", "postgres://u@h/db"),
+    ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db", "postgresql://u@h/db"),
+])
+def test_url_forms(given: str, alchemy: str, libpq: str) -> None:
+    assert sqlalchemy_url(given) == alchemy
+    assert libpq_dsn(given) == libpq
+
+
+def test_durations() -> None:
+    assert parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration(" 1.5h ") == timedelta(minutes=90)
+    assert parse_duration("2w") == timedelta(days=14)
+    with pytest.raises(errors.ConfigError, match="--older-than must look like"):
+        parse_duration("abc", "--older-than")
+    with pytest.raises(errors.ConfigError, match="at most 36500 days"):
+        parse_duration("99999999999w", "--older-than")
+
+
+def test_actor_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHASEGATE_ACTOR", "from-env")
+    assert resolve_actor("given") == "given"
+    assert resolve_actor(None) == "from-env"
+    monkeypatch.delenv("PHASEGATE_ACTOR")
+    monkeypatch.setenv("USER", "login")
+    monkeypatch.setenv("LOGNAME", "login")
+    assert resolve_actor(None) == "login"
+    assert resolve_actor("x\x1b[31m" + "y" * 100) == "x[31m" + "y" * 59
+
+
+def test_junit_counts_cases_and_failures() -> None:
+    doc = junit.render("suite", [
+        junit.Case("suite", "ok", 0.5, details="pass: fine"),
+        junit.Case("suite", "bad", 0.25, failure="broke\nsecond line", failure_type="error",
+                   details="evidence"),
+    ])
+    suite = ET.fromstring(doc).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("time")) == ("2", "1", "0.750")
+    cases = suite.findall("testcase")
+    assert cases[0].find("failure") is None and cases[0].findtext("system-out") == "pass: fine"
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.get("message") == "broke second line"
+    assert failure.text == "evidence" and failure.get("type") == "error"
+
+
+def test_verify_report_is_junit() -> None:
+    from rollout.verify import Step, junit as verify_junit
+
+    steps = [Step("expand", True, 1.0, "", [{"check_id": "schema_objects", "verdict": "pass",
+                                               "summary": "all present", "duration_ms": 12}]),
+             Step("dual_write", False, 2.0, "gate failed (parity)", [])]
+    suite = ET.fromstring(verify_junit(steps)).find("testsuite")
+    assert suite is not None and suite.get("tests") == "3" and suite.get("failures") == "1"
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert names == ["expand", "schema_objects", "dual_write"]
