@@ -169,7 +169,7 @@ def migrate(c, env="local", to="head"):
 
     with clean_errors(), open_target(env, project_dir()) as target:
         current = api.current(target.db_url)
-        chain = [None, *reversed(api.known_revisions())]
+        chain = [None, *api.revision_chain()]
         goal = api.resolve(to)
         goal = chain[-1] if goal == "head" else goal
         if goal in chain and chain.index(goal) >= chain.index(current):

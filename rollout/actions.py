@@ -5,37 +5,27 @@ from __future__ import annotations
 import os
 import time
 
-from alembic.script import ScriptDirectory
-
 from ledger import flags
 from migrations import api as migrations_api
 from migrations import safe_ddl
-from migrations.config import alembic_config
 from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
 
-def revision_chain() -> list[str]:
-    """Every shipped revision, oldest first (the history is one straight line)."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
-
-
 def revisions_between(after: str, upto: str) -> list[str]:
     """Revisions after ``after`` up to and including ``upto``, oldest first."""
-    chain = revision_chain()
+    chain = migrations_api.revision_chain()
     return chain[chain.index(after) + 1: chain.index(upto) + 1]
 
 
 def is_long_running(revision: str) -> bool:
     """Whether the revision declares ``long_running = True`` (it builds indexes CONCURRENTLY)."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return bool(getattr(script.get_revision(revision).module, "long_running", False))
+    return bool(getattr(migrations_api.revision_module(revision), "long_running", False))
 
 
 def _position(revision: str | None) -> int:
-    return -1 if revision is None else revision_chain().index(revision)
+    return -1 if revision is None else migrations_api.revision_chain().index(revision)
 
 
 def _export_ddl_settings(s: Settings) -> None:
