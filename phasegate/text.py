@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from phasegate import secrets
+
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
 _KV_PASSWORD = re.compile(r"(?P<key>password\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -22,14 +24,16 @@ def printable(text: str, limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
-def mask_secrets(text: str, *secrets: str) -> str:
-    """Replace passwords in URLs and DSNs (and any given secret strings) with '***'."""
-    masked = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    masked = _KV_PASSWORD.sub(lambda m: f"{m['key']}***", masked)
-    for secret in secrets:
+def mask_secrets(text: str, *extra: str) -> str:
+    """``text`` with every password the process was given (by value: see
+    :mod:`phasegate.secrets`), any ``extra`` secret, and anything shaped like a URL's or a
+    DSN's password replaced by ``***``."""
+    masked = secrets.mask(text)
+    for secret in extra:
         if secret:
-            masked = masked.replace(secret, "***")
-    return masked
+            masked = masked.replace(secret, secrets.MASK)
+    masked = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", masked)
+    return _KV_PASSWORD.sub(lambda m: f"{m['key']}***", masked)
 
 
 def first_line(exc: BaseException) -> str:

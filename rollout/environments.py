@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from phasegate.errors import ConfigError
-from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, sqlalchemy_url
+from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, remember_url, sqlalchemy_url
 from rollout.settings import Settings
 
 CONFIG_FILE = "phasegate.toml"
@@ -144,6 +144,7 @@ def resolve_target(env_name: str, project: Path) -> Target:
             f"environment {env_name}: no database or Redis URL (set "
             f"PHASEGATE_{env_name.upper()}_DB_URL / _REDIS_URL, db_url_env / redis_url_env, "
             f"or pulumi_stack)")
+    remember_url(redis_url, f"environment {env_name}: Redis URL")
     return Target(env_name, _normalise_db_url(db_url), redis_url,
                   bool(env_cfg.get("production", False)), _settings_for(config, env_cfg))
 

@@ -15,7 +15,7 @@ from phasegate import errors, junit
 from phasegate.actor import resolve_actor
 from phasegate.durations import parse_duration
 from phasegate.text import first_line
-from phasegate.urls import libpq_dsn, sqlalchemy_url
+from phasegate.urls import libpq_dsn, parse_url, sqlalchemy_url
 
 FLOOR = Path(errors.__file__).resolve().parent
 KIT = {"ledger", "rollout", "checks", "infra", "migrations", "cli", "demo", "tasks"}
@@ -111,3 +111,51 @@ def test_verify_report_is_junit() -> None:
     assert suite is not None and suite.get("tests") == "3" and suite.get("failures") == "1"
     names = [c.get("name") for c in suite.findall("testcase")]
     assert names == ["expand", "schema_objects", "dual_write"]
+
+
+# Passwords that defeat pattern masking or split differently in different clients.
+HARD_PASSWORDS = ["p@ss:w/rd#1 x", "Пароль-секрет", "colon:in:it", "sp ace-and-more"]
+
+
+@pytest.mark.parametrize("password", HARD_PASSWORDS)
+def test_a_remembered_password_is_masked_by_value(password: str) -> None:
+    from urllib.parse import quote
+
+    from phasegate.text import mask_secrets
+
+    url = f"postgresql://app:{quote(password, safe='')}@db.example:5432/prod"
+    parsed = parse_url(url)
+    assert parsed.password == password and parsed.user == "app"
+    for text in (f"connection to server failed for {password}",
+                 f"FATAL: password authentication failed; tried {quote(password, safe='')}",
+                 url):
+        masked = mask_secrets(text)
+        assert password not in masked and quote(password, safe="") not in masked, masked
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("postgresql://app:p@ss@host/db", "@ (%40)"),
+    ("postgresql://app:pa/ss@host/db", "/ (%2F)"),
+    ("postgresql://app:pa ss@host/db", "a space (%20)"),
+    ("postgresql://app:pa#ss@host/db", "# (%23)"),
+    ("postgresql://app:100%@host/db", "%25"),
+    ("redis://:pa?ss@host:6379/0", "? (%3F)"),
+])
+def test_ambiguous_user_information_is_refused_without_echoing_it(bad: str, says: str) -> None:
+    from phasegate.text import mask_secrets
+
+    with pytest.raises(errors.ConfigError) as info:
+        parse_url(bad)
+    message = str(info.value)
+    assert says in message and "percent-encode" in message
+    password = bad.split("://", 1)[1].rsplit("@", 1)[0].partition(":")[2]
+    assert password not in message
+    # Refused, yet remembered: no later message can carry it either.
+    assert password not in mask_secrets(f"tried {password}")
+
+
+def test_a_url_without_user_information() -> None:
+    parsed = parse_url("redis://127.0.0.1:6379/0")
+    assert (parsed.user, parsed.password, parsed.location) == (None, None, "127.0.0.1:6379/0")
+    with pytest.raises(errors.ConfigError, match="must look like scheme://"):
+        parse_url("not a url")
