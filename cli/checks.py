@@ -14,6 +14,7 @@ from typing import Any
 from invoke import Exit, task
 
 from cli.base import EXPECTED, one_line, project_dir
+from phasegate.files import write_text_atomic
 
 FORMATS = ("table", "json", "junit")
 
@@ -29,9 +30,7 @@ def _could_not_run() -> Iterator[None]:
 
 def _emit(text: str, output: str | None, summary: str) -> None:
     if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path = write_text_atomic(Path(output), text, "--output")
         print(f"{summary} (written to {path})")
     else:
         print(text, end="" if text.endswith("\n") else "\n")

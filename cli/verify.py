@@ -8,6 +8,7 @@ from pathlib import Path
 from invoke import Exit, task
 
 from cli.base import clean_errors, project_dir
+from phasegate.files import check_output_path, write_text_atomic
 
 
 @task(
@@ -32,6 +33,8 @@ def verify(c, provider="containers", jobs=5000, junit=None):
                    'eval "$(.ci/podman/setup)" first, or use --provider binaries', code=1)
     console = Console()
     out = Path(junit) if junit else project_dir() / "reports" / "verify.xml"
+    with clean_errors():
+        check_output_path(out, "--junit")  # before minutes of work, not after
 
     def show(step):  # type: ignore[no-untyped-def]
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
@@ -44,8 +47,8 @@ def verify(c, provider="containers", jobs=5000, junit=None):
         console.print(f"verify on throwaway {provider} servers: seeding {int(jobs):,} jobs")
         verifier.seed(target, int(jobs))
         steps = verifier.walk(target, project_dir() / "reports" / "verify-plans", report=show)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(verifier.junit(steps), encoding="utf-8")
+    with clean_errors():
+        write_text_atomic(out, verifier.junit(steps), "--junit")
     failed = [s.name for s in steps if not s.ok]
     console.print(f"JUnit XML: {out}")
     if failed:

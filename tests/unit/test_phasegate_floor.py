@@ -159,3 +159,42 @@ def test_a_url_without_user_information() -> None:
     assert (parsed.user, parsed.password, parsed.location) == (None, None, "127.0.0.1:6379/0")
     with pytest.raises(errors.ConfigError, match="must look like scheme://"):
         parse_url("not a url")
+
+
+class TestFiles:
+    def test_writes_whole_files_and_replaces(self, tmp_path: Path) -> None:
+        from phasegate.files import write_text_atomic
+
+        target = tmp_path / "plans" / "prod" / "expand.md"
+        write_text_atomic(target, "first")
+        write_text_atomic(target, "second")
+        assert target.read_text() == "second"
+        assert [p.name for p in target.parent.iterdir()] == ["expand.md"]  # no temporary left
+
+    def test_refuses_a_planted_link_and_leaves_its_target(self, tmp_path: Path) -> None:
+        from phasegate.files import write_text_atomic
+
+        victim = tmp_path / "victim"
+        victim.write_text("precious")
+        link = tmp_path / "expand.md"
+        link.symlink_to(victim)
+        with pytest.raises(errors.ConfigError, match="symbolic link"):
+            write_text_atomic(link, "plan")
+        assert victim.read_text() == "precious" and link.is_symlink()
+
+    @pytest.mark.parametrize("shape, says", [
+        ("dir", "is a directory"), ("under_file", "cannot be written|is a file"),
+        ("device", "not a regular file"),
+    ])
+    def test_refuses_what_is_not_a_file(self, tmp_path: Path, shape: str, says: str) -> None:
+        from phasegate.files import check_output_path
+
+        if shape == "dir":
+            path = tmp_path
+        elif shape == "under_file":
+            (tmp_path / "file").write_text("x")
+            path = tmp_path / "file" / "report.xml"
+        else:
+            path = Path("/dev/full")
+        with pytest.raises(errors.ConfigError, match=says):
+            check_output_path(path)
