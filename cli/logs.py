@@ -16,6 +16,7 @@ import sys
 from invoke import Exit
 
 from ledger.logs import configure
+from phasegate.text import mask_secrets
 
 FORMATS = ("text", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -33,7 +34,10 @@ class _TerminalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         cid = getattr(record, "correlation_id", None)
-        return line if not cid or cid == "-" else f"{line} (correlation {cid})"
+        line = line if not cid or cid == "-" else f"{line} (correlation {cid})"
+        # Masked here, after formatting, so a password in an argument or a traceback is
+        # caught too (JsonFormatter masks its own fields the same way).
+        return mask_secrets(line)
 
 
 def configure_logging(fmt: str | None = None, level: str | None = None) -> None:

@@ -104,3 +104,20 @@ class TestProjectDir:
         import cli
 
         assert Path(cli.__file__).resolve().parent not in (project_dir(tmp_path), *project_dir(tmp_path).parents)
+
+
+def test_terminal_log_lines_mask_a_known_password() -> None:
+    import io
+    import logging
+
+    from cli import logs
+    from phasegate.urls import parse_url
+
+    parse_url("postgresql://app:Sekr3t%40Pass@db/prod")
+    logs.configure_logging("text", "INFO")
+    assert logs._installed is not None
+    stream = io.StringIO()
+    logs._installed.setStream(stream)  # type: ignore[attr-defined]
+    logging.getLogger("phasegate.test").error("login failed for Sekr3t@Pass (%s)", "Sekr3t%40Pass")
+    text = stream.getvalue()
+    assert "Sekr3t" not in text and "***" in text
