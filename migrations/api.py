@@ -6,11 +6,12 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Connection
 
 from ledger.errors import PhasegateError
 from migrations.config import alembic_config
-from migrations.points import POINTS
+from migrations.points import POINTS, RENAMED
 
 
 class MigrationError(PhasegateError):
@@ -52,6 +53,16 @@ def stamp(url: str, point: str) -> None:
     _run(command.stamp, url, point)
 
 
+def restamp_renamed(conn: Connection) -> None:
+    """Rewrite an old revision id (``RENAMED``) in ``alembic_version`` to its new one: the
+    schema is the same, only the name changed. Runs in the caller's transaction."""
+    if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar():
+        return
+    for old, new in RENAMED.items():
+        conn.execute(text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"),
+                     {"new": new, "old": old})
+
+
 def known_revisions() -> list[str]:
     script = ScriptDirectory.from_config(alembic_config())
     return [rev.revision for rev in script.walk_revisions()]
@@ -67,6 +78,9 @@ def current(url: str) -> str | None:
         engine.dispose()
     if not heads:
         return None
+    # Read-only here: an old id is reported under its new name; env.py rewrites it on the
+    # next migration command.
+    heads = tuple(RENAMED.get(h, h) for h in heads)
     if len(heads) > 1:
         raise UnknownMigrationState(f"database has several migration heads: {', '.join(heads)}")
     if heads[0] not in known_revisions():
