@@ -1,6 +1,6 @@
 """Backfill completeness: every finished job up to the bound has its run-ledger row.
 
-Counted per id range (``backfill_range_size``, default 100 000 ids), so a gap shows where it
+Counted per id range (setting ``backfill_range_size``), so a gap shows where it
 is and the evidence stays small; for the first incomplete range a sample of the missing
 job ids is added. The bound is ``backfill_until_id``, or the one the rollout recorded in
 ``phasegate_rollout_state.checkpoint``.
@@ -13,14 +13,14 @@ from checks.sqlfile import query
 
 
 @check("backfill_complete", "backfill complete for the requested id range",
-       phases=("dual_write",), sql_file="backfill")
+       reads=("backfill_range_size",), sql_file="backfill")
 def backfill_complete(probe: Probe) -> Outcome:
     until = probe.ctx.params.get("backfill_until_id")
     if until is None:
         until = probe.one(query("backfill", "recorded_until_id")).get("until_id")
     if until is None:
         return Outcome(Verdict.FAIL, "no backfill_until_id given and none recorded by the rollout")
-    size = int(probe.ctx.param("backfill_range_size", 100_000))
+    size = int(probe.setting("backfill_range_size"))
     ranges = probe.rows(query("backfill", "backfill_ranges"), {"size": size, "until_id": int(until)})
     short = [r for r in ranges if r["runs"] < r["finished_jobs"]]
     jobs = sum(r["finished_jobs"] for r in ranges)

@@ -1,10 +1,16 @@
-"""The check registry: what a check is, how checks run, and which ones gate which phase.
+"""The check registry: what a check is, which settings it reads, and how checks run.
 
 A check is a function registered with :func:`check`. It receives a read-only
 :class:`Probe` (a psycopg connection inside a READ ONLY transaction with a
 ``statement_timeout``, plus the Redis client when one is configured) and returns an
 :class:`Outcome`; :func:`run_checks` times it and turns it into a :class:`CheckResult`.
 A check that raises becomes FAIL with the error in its summary: a gate never crashes.
+
+Which checks gate a phase is not kept here: each phase declares its own tuple of check ids
+(``gate_checks`` in ``rollout/phases/*.py``). Thresholds have no defaults here either: a
+check names the settings it reads (``reads=``) and gets their values from the context's
+params, which the rollout builds from ``rollout.settings.Settings`` (the one place every
+default is written).
 """
 
 from __future__ import annotations
@@ -23,12 +29,11 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.engine import make_url
 
-from ledger.errors import PhasegateError, mask_secrets
+from ledger.errors import ConfigError, PhasegateError, mask_secrets
 
-# "preflight" is not a rollout phase: it names the health checks run before lock-taking DDL.
-PHASES = ("preflight", "expand", "dual_write", "cutover", "retention", "contract")
 MAX_EVIDENCE = 20
-DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+# The settings every check's connection reads (its statement and lock timeouts).
+CONNECTION_READS = ("check_statement_timeout_ms", "check_lock_timeout_ms")
 
 
 class Verdict(enum.StrEnum):
@@ -43,14 +48,6 @@ class UnknownCheck(PhasegateError):
     def __init__(self, check_id: str) -> None:
         super().__init__(f"unknown check {check_id!r}; see `invoke check --list`")
         self.check_id = check_id
-
-
-class UnknownPhase(PhasegateError):
-    """No phase has that name."""
-
-    def __init__(self, phase: str) -> None:
-        super().__init__(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
-        self.phase = phase
 
 
 def jsonable(value: Any) -> Any:
@@ -106,17 +103,23 @@ class CheckResult:
         }
 
 
+class MissingSetting(ConfigError):
+    """A check reads a setting the context's params do not give."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"no value for setting(s) {', '.join(names)}; build the params from "
+                         "rollout.settings.Settings (rollout.gates.context does)")
+        self.names = tuple(names)
+
+
 @dataclass(frozen=True)
 class CheckContext:
-    """Where to look and with which thresholds (see ``checks/README.md`` for every param)."""
+    """Where to look, the settings the checks read, and the rollout's inputs (``parity_since``,
+    ``backfill_until_id``, ``pruned_before``...); see ``checks/README.md``."""
 
     db_url: str  # SQLAlchemy URL postgresql+psycopg://...
     redis_url: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-
-    def param(self, name: str, default: Any) -> Any:
-        value = self.params.get(name)
-        return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,17 @@ class Probe:
     conn: psycopg.Connection
     ctx: CheckContext
     _redis: Any = None
+    reads: tuple[str, ...] = ()  # the settings the running check declared
+
+    def setting(self, name: str) -> Any:
+        """The value of a setting the check declared in ``reads`` (an undeclared read is a
+        bug: the plan shows a check's declared settings as its thresholds)."""
+        if name not in self.reads:
+            raise PhasegateError(f"the check reads setting {name!r} without declaring it")
+        value = self.ctx.params.get(name)
+        if value is None:
+            raise MissingSetting([name])
+        return value
 
     def rows(self, sql: Any, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[dict]:
         with self.conn.cursor(row_factory=dict_row) as cur:
@@ -170,11 +184,11 @@ CheckFn = Callable[[Probe], Outcome]
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """A registered check: identity, which phases it gates, and its function."""
+    """A registered check: identity, the settings it reads, and its function."""
 
     check_id: str
     title: str
-    phases: tuple[str, ...]
+    reads: tuple[str, ...]  # setting names (rollout.settings.Settings fields) it reads
     severity: str  # critical | major | minor: how bad a FAIL is, for people reading reports
     fn: CheckFn
     sql_file: str | None = None  # the .sql file holding its named queries
@@ -183,17 +197,14 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, title: str, phases: Sequence[str], severity: str = "critical",
+def check(check_id: str, title: str, *, reads: Sequence[str] = (), severity: str = "critical",
           sql_file: str | None = None) -> Callable[[CheckFn], CheckFn]:
-    """Register a check function under ``check_id``."""
-    bad = [p for p in phases if p not in PHASES]
-    if bad:
-        raise UnknownPhase(bad[0])
+    """Register a check function under ``check_id``; ``reads`` names every setting it reads."""
 
     def register(fn: CheckFn) -> CheckFn:
         if check_id in REGISTRY:
             raise PhasegateError(f"check {check_id!r} registered twice")
-        REGISTRY[check_id] = CheckSpec(check_id, title, tuple(phases), severity, fn, sql_file)
+        REGISTRY[check_id] = CheckSpec(check_id, title, tuple(reads), severity, fn, sql_file)
         return fn
 
     return register
@@ -207,8 +218,11 @@ def psycopg_dsn(db_url: str) -> str:
 
 def connect(ctx: CheckContext) -> psycopg.Connection:
     """A connection that cannot write: every transaction READ ONLY, statements time-boxed."""
-    timeout = int(ctx.param("statement_timeout_ms", DEFAULT_STATEMENT_TIMEOUT_MS))
-    lock_timeout = int(ctx.param("check_lock_timeout_ms", 1000))
+    missing = [k for k in CONNECTION_READS if ctx.params.get(k) is None]
+    if missing:
+        raise MissingSetting(missing)
+    timeout = int(ctx.params["check_statement_timeout_ms"])
+    lock_timeout = int(ctx.params["check_lock_timeout_ms"])
     options = (f"-c default_transaction_read_only=on -c statement_timeout={timeout} "
                f"-c lock_timeout={lock_timeout} -c application_name=phasegate-check")
     try:
@@ -236,13 +250,6 @@ def all_checks() -> dict[str, CheckSpec]:
     return dict(REGISTRY)
 
 
-def gate_checks(phase: str) -> list[str]:
-    """Ids of the checks that gate ``phase``, in a stable order."""
-    if phase not in PHASES:
-        raise UnknownPhase(phase)
-    return [cid for cid, spec in all_checks().items() if phase in spec.phases]
-
-
 def _run_one(spec: CheckSpec, conn: psycopg.Connection | None, ctx: CheckContext,
              redis_client: Any, connect_error: str | None) -> tuple[CheckResult, Any]:
     started = time.perf_counter()
@@ -250,7 +257,7 @@ def _run_one(spec: CheckSpec, conn: psycopg.Connection | None, ctx: CheckContext
     try:
         if conn is None:
             raise PhasegateError(connect_error or "no database connection")
-        probe = Probe(conn, ctx, redis_client)
+        probe = Probe(conn, ctx, redis_client, spec.reads)
         with conn.transaction():
             outcome = spec.fn(probe)
     except Exception as exc:  # a check that errors is a FAIL, never a crash of the gate
@@ -270,6 +277,11 @@ def run_checks(check_ids: Sequence[str], ctx: CheckContext) -> list[CheckResult]
         if cid not in registry:
             raise UnknownCheck(cid)
         specs.append(registry[cid])
+    # A forgotten setting is a caller's mistake, not a failed invariant: say so before running.
+    wanted = dict.fromkeys([*CONNECTION_READS, *(k for s in specs for k in s.reads)])
+    missing = [k for k in wanted if ctx.params.get(k) is None]
+    if missing:
+        raise MissingSetting(missing)
     conn: psycopg.Connection | None = None
     connect_error = None
     try:
@@ -288,11 +300,6 @@ def run_checks(check_ids: Sequence[str], ctx: CheckContext) -> list[CheckResult]
         if redis_client is not None:
             redis_client.close()
     return results
-
-
-def run_gate(phase: str, ctx: CheckContext) -> list[CheckResult]:
-    """Run every check gating ``phase``."""
-    return run_checks(gate_checks(phase), ctx)
 
 
 def passed(results: Iterable[CheckResult]) -> bool:

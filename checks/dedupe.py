@@ -9,16 +9,15 @@ from checks.base import MAX_EVIDENCE, Outcome, Probe, Verdict, check
 from checks.sqlfile import query
 from checks.timeparam import as_datetime
 
-GATES = ("dual_write", "cutover", "retention", "contract")
 
-
-@check("dedupe_dispatch_unique", "no dispatch_key registered or run twice", phases=GATES,
-       sql_file="dedupe")
+@check("dedupe_dispatch_unique", "no dispatch_key registered or run twice",
+       reads=("dedupe_days",), sql_file="dedupe")
 def dispatch_unique(probe: Probe) -> Outcome:
-    # Runs are compared over a bounded recent window (dedupe_since, default 1 day): the
-    # question is whether dedupe works now, and the scan must stay cheap on a big ledger.
-    since = as_datetime(probe.ctx.param("dedupe_since", None)) or (
-        datetime.now(UTC) - timedelta(days=float(probe.ctx.param("dedupe_days", 1))))
+    # Runs are compared over a bounded recent window (dedupe_since, else the last
+    # dedupe_days): the question is whether dedupe works now, and the scan must stay cheap on
+    # a big ledger.
+    since = as_datetime(probe.ctx.params.get("dedupe_since")) or (
+        datetime.now(UTC) - timedelta(days=float(probe.setting("dedupe_days"))))
     enforced = probe.one(query("dedupe", "unique_key_enforced")).get("enforced")
     dup_windows = [] if enforced else probe.rows(query("dedupe", "duplicate_dispatch_keys"),
                                                  {"limit": MAX_EVIDENCE})
@@ -34,10 +33,10 @@ def dispatch_unique(probe: Probe) -> Outcome:
 
 
 @check("dedupe_enqueued_and_inline", "no window both ENQUEUED and run INLINE_EMERGENCY",
-       phases=GATES, sql_file="dedupe")
+       reads=("dedupe_max_window_seconds",), sql_file="dedupe")
 def enqueued_and_inline(probe: Probe) -> Outcome:
     # Windows longer than this are not compared (cron windows are minutes long).
-    max_window = float(probe.ctx.param("dedupe_max_window_seconds", 86400))
+    max_window = float(probe.setting("dedupe_max_window_seconds"))
     rows = probe.rows(query("dedupe", "enqueued_and_inline"),
                       {"limit": MAX_EVIDENCE, "max_window": max_window})
     return Outcome.of(rows, "no source window was both enqueued and run inline",
@@ -46,9 +45,9 @@ def enqueued_and_inline(probe: Probe) -> Outcome:
 
 
 @check("dedupe_stuck_dispatching", "no window DISPATCHING longer than the threshold",
-       phases=GATES, severity="major", sql_file="dedupe")
+       reads=("stuck_dispatch_seconds",), severity="major", sql_file="dedupe")
 def stuck_dispatching(probe: Probe) -> Outcome:
-    seconds = float(probe.ctx.param("stuck_dispatch_seconds", 300))
+    seconds = float(probe.setting("stuck_dispatch_seconds"))
     rows = probe.rows(query("dedupe", "stuck_dispatching"),
                       {"seconds": seconds, "limit": MAX_EVIDENCE})
     if not rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from checks.base import Outcome, Probe, Verdict, check
 
 
-@check("migrations_lint", "the shipped migrations lint clean", phases=("expand",))
+@check("migrations_lint", "the shipped migrations lint clean")
 def migrations_lint(probe: Probe) -> Outcome:
     from checks.lint import default_paths, lint_paths
 

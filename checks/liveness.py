@@ -7,10 +7,9 @@ from checks.sqlfile import query
 
 
 @check("liveness_leases", "no run or job RUNNING past its lease",
-       phases=("dual_write", "cutover", "retention", "contract"), severity="major",
-       sql_file="liveness")
+       reads=("lease_seconds",), severity="major", sql_file="liveness")
 def leases(probe: Probe) -> Outcome:
-    lease = float(probe.ctx.param("lease_seconds", 60))
+    lease = float(probe.setting("lease_seconds"))
     args = {"lease": lease, "limit": MAX_EVIDENCE}
     runs = probe.rows(query("liveness", "runs_past_lease"), args)
     jobs = probe.rows(query("liveness", "jobs_past_lease"), args)
@@ -22,14 +21,14 @@ def leases(probe: Probe) -> Outcome:
 
 
 @check("liveness_dead_letters", "dead letters are not piling up",
-       phases=("dual_write", "cutover", "retention", "contract"), severity="major",
+       reads=("dlq_window_seconds", "dlq_max_new", "dlq_warn_min"), severity="major",
        sql_file="liveness")
 def dead_letter_growth(probe: Probe) -> Outcome:
     """FAIL above ``dlq_max_new`` new OPEN letters per window; WARN when the count more than
     doubled against the previous window (and is at least ``dlq_warn_min``)."""
-    window = float(probe.ctx.param("dlq_window_seconds", 3600))
-    max_new = int(probe.ctx.param("dlq_max_new", 100))
-    warn_min = int(probe.ctx.param("dlq_warn_min", 5))
+    window = float(probe.setting("dlq_window_seconds"))
+    max_new = int(probe.setting("dlq_max_new"))
+    warn_min = int(probe.setting("dlq_warn_min"))
     rows = probe.rows(query("liveness", "dead_letter_growth"), {"window": window})
     recent = sum(r["recent"] for r in rows)
     previous = sum(r["previous"] for r in rows)

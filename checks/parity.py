@@ -5,7 +5,7 @@ Population: Redis keys of ``jobstatus:index`` written since the window start
 attempt of every run *requested* since then; each side is looked up on the other.
 
 In-flight rule (a pair that is not a mismatch, only counted): the newest write on either
-side is younger than ``parity_grace_seconds`` (default 30), or the Redis write is within
+side is younger than the setting ``parity_grace_seconds``, or the Redis write is within
 that grace of the window start (the flag was still propagating). Beyond the grace, a run
 missing on one side, a different attempt (``run_key``) or a different status is a mismatch.
 DB rows older than the Redis TTL are not expected in Redis.
@@ -147,14 +147,14 @@ def compare(scored: list[tuple[str, float]], hashes: dict[str, dict[str, str]],
 
 
 @check("parity", "Redis and database agree on every run of the dual-write window",
-       phases=("dual_write", "cutover"), sql_file="parity")
+       reads=("parity_grace_seconds", "parity_max_runs"), sql_file="parity")
 def parity(probe: Probe) -> Outcome:
     since = window_start(probe)
     if since is None:
         return Outcome(Verdict.FAIL, "no parity_since given and write_mode is not dual: "
                        "no dual-write window to compare")
-    rule = _Rule(since, datetime.now(UTC), float(probe.ctx.param("parity_grace_seconds", 30)))
-    limit = int(probe.ctx.param("parity_max_runs", 50_000))
+    rule = _Rule(since, datetime.now(UTC), float(probe.setting("parity_grace_seconds")))
+    limit = int(probe.setting("parity_max_runs"))
     scored = probe.redis.zrevrangebyscore(INDEX_KEY, "+inf", since.timestamp(), start=0,
                                           num=limit, withscores=True)
     db_latest = probe.rows(query("parity", "latest_since"), {"since": since, "limit": limit})

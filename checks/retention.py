@@ -4,7 +4,7 @@ What "nothing protected was deleted" can be checked from the data (documented in
 ``checks/README.md``):
 
 * every OPEN dead letter still has its job's run history (``run_id = 'job-<id>'``);
-* every recent run (``retention_guard_seconds``, default 1 day) that names a
+* every recent run (the last ``retention_guard_seconds``) that names a
   ``dispatch_key`` still has its dispatch window: recent windows are inside their dedupe
   window, and deleting one would let a second send through;
 * the cutoff the pruner recorded (``pruned_before``) is not younger than
@@ -21,13 +21,13 @@ from checks.timeparam import as_datetime
 
 
 def _bound_seconds(probe: Probe) -> float:
-    days = float(probe.ctx.param("retention_days", 30))
-    slack = float(probe.ctx.param("retention_slack_hours", 24))
+    days = float(probe.setting("retention_days"))
+    slack = float(probe.setting("retention_slack_hours"))
     return days * 86400 + slack * 3600
 
 
 @check("retention_bound", "oldest history within the retention bound",
-       phases=("retention", "contract"), severity="major", sql_file="retention")
+       reads=("retention_days", "retention_slack_hours"), severity="major", sql_file="retention")
 def retention_bound(probe: Probe) -> Outcome:
     bound = _bound_seconds(probe)
     args = {"bound": bound, "limit": MAX_EVIDENCE}
@@ -43,9 +43,9 @@ def retention_bound(probe: Probe) -> Outcome:
 
 
 @check("retention_protected", "nothing inside a dedupe window or an open dead letter deleted",
-       phases=("retention", "contract"), sql_file="retention")
+       reads=("retention_guard_seconds", "retention_days"), sql_file="retention")
 def retention_protected(probe: Probe) -> Outcome:
-    guard = float(probe.ctx.param("retention_guard_seconds", 86400))
+    guard = float(probe.setting("retention_guard_seconds"))
     letters = probe.rows(query("retention", "dead_letters_without_history"),
                          {"limit": MAX_EVIDENCE})
     orphans = probe.rows(query("retention", "recent_runs_without_window"),
@@ -54,7 +54,7 @@ def retention_protected(probe: Probe) -> Outcome:
     bad += [{"problem": "recent run lost its dispatch window", **r} for r in orphans]
     cutoff = as_datetime(probe.ctx.params.get("pruned_before"))
     if cutoff is not None:
-        limit = datetime.now(UTC) - timedelta(days=float(probe.ctx.param("retention_days", 30)))
+        limit = datetime.now(UTC) - timedelta(days=float(probe.setting("retention_days")))
         if cutoff > limit:
             bad.insert(0, {"problem": "pruner cutoff inside the retention bound",
                            "pruned_before": cutoff, "latest_allowed": limit})

@@ -77,7 +77,7 @@ def _missing(probe: Probe, exp: Expected) -> list[dict]:
 
 
 @check("schema_objects", "every expected table, column, enum value, constraint and index exists",
-       phases=("expand", "dual_write", "cutover", "retention", "contract"), sql_file="schema")
+       sql_file="schema")
 def schema_objects(probe: Probe) -> Outcome:
     exp = expected()
     missing = _missing(probe, exp)
@@ -91,7 +91,7 @@ def schema_objects(probe: Probe) -> Outcome:
 
 
 @check("schema_valid", "every index valid and ready, every constraint validated",
-       phases=("expand", "dual_write", "cutover", "retention", "contract"), sql_file="schema")
+       sql_file="schema")
 def schema_valid(probe: Probe) -> Outcome:
     tables = list(expected().tables)
     bad: list[dict] = []

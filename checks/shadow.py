@@ -1,7 +1,7 @@
 """Shadow read: for a sample of runs, the Redis read path and the database read path give
 the same answer (status and attempt of the latest attempt).
 
-The sample is the newest ``shadow_sample`` (default 200) keys of ``jobstatus:index`` (those
+The sample is the newest ``shadow_sample`` (a setting) keys of ``jobstatus:index`` (those
 written since ``parity_since`` when given). The in-flight rule is the parity check's: a
 difference where either side was written within ``parity_grace_seconds`` is counted, not
 failed. A run the DB has never heard of is a difference.
@@ -19,10 +19,10 @@ from ledger.redis_layout import INDEX_KEY
 
 
 @check("shadow_read", "Redis and database read paths answer the same for a sample",
-       phases=("cutover",), sql_file="parity")
+       reads=("shadow_sample", "parity_grace_seconds"), sql_file="parity")
 def shadow_read(probe: Probe) -> Outcome:
-    sample = int(probe.ctx.param("shadow_sample", 200))
-    grace = float(probe.ctx.param("parity_grace_seconds", 30))
+    sample = int(probe.setting("shadow_sample"))
+    grace = float(probe.setting("parity_grace_seconds"))
     since = as_datetime(probe.ctx.params.get("parity_since"))
     low = since.timestamp() if since else "-inf"
     scored = probe.redis.zrevrangebyscore(INDEX_KEY, "+inf", low, start=0, num=sample,

@@ -53,10 +53,10 @@ def explain(probe: Probe, text: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @check("triage_budgets", "operator triage queries use their indexes within budget",
-       phases=("cutover", "retention", "contract"), sql_file="triage")
+       reads=("triage_budget_ms", "triage_min_rows"), sql_file="triage")
 def triage_budgets(probe: Probe) -> Outcome:
-    budget = float(probe.ctx.param("triage_budget_ms", 50))
-    min_rows = float(probe.ctx.param("triage_min_rows", 10_000))
+    budget = float(probe.setting("triage_budget_ms"))
+    min_rows = float(probe.setting("triage_min_rows"))
     values = probe.one(query("triage", "sample_values"))
     params = {"function_name": values.get("function_name") or "none",
               "run_id": values.get("run_id") or "none", "job_type": values.get("job_type") or "none"}

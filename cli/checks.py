@@ -119,10 +119,12 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
           list=False):
     """Run gate checks against an environment (read-only)."""
     import checks
+    from rollout import gates
 
     if list:
+        gated_by = gates.gated_by()  # from the phases' own gate_checks tuples
         for cid, spec in checks.all_checks().items():
-            print(f"{cid:<28} {spec.severity:<8} {','.join(spec.phases):<40} {spec.title}")
+            print(f"{cid:<28} {spec.severity:<8} {','.join(gated_by.get(cid, [])):<40} {spec.title}")
         return
     _check_format(format)
     from rollout.environments import open_target
@@ -135,12 +137,11 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
             if unknown:
                 raise checks.base.UnknownCheck(unknown[0])
         elif phase:
-            ids = checks.gate_checks(phase)
+            ids = [*gates.checks_for(phase)]
         else:
             ids = [*checks.all_checks()]
         with open_target(env, project_dir()) as target:
-            ctx = checks.CheckContext(db_url=target.db_url, redis_url=target.redis_url,
-                                      params={**target.settings.gate_params(), **params})
+            ctx = gates.context(target.db_url, target.redis_url, target.settings, **params)
             results = checks.run_checks(ids, ctx)
     fails = sum(1 for r in results if r.verdict is checks.Verdict.FAIL)
     _emit(checks.render(results, format), output,

@@ -9,10 +9,11 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Connection
 
 from migrations.config import alembic_config
-from migrations.points import POINTS
+from migrations.points import POINTS, RENAMED
 from phasegate.errors import PhasegateError
 
 
@@ -66,6 +67,16 @@ def revision_chain() -> list[str]:
     return [rev.revision for rev in reversed(list(_script().walk_revisions()))]
 
 
+def restamp_renamed(conn: Connection) -> None:
+    """Rewrite an old revision id (``RENAMED``) in ``alembic_version`` to its new one: the
+    schema is the same, only the name changed. Runs in the caller's transaction."""
+    if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar():
+        return
+    for old, new in RENAMED.items():
+        conn.execute(text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"),
+                     {"new": new, "old": old})
+
+
 def known_revisions() -> list[str]:
     """Every shipped revision, newest first."""
     return revision_chain()[::-1]
@@ -86,6 +97,9 @@ def current(url: str) -> str | None:
         engine.dispose()
     if not heads:
         return None
+    # Read-only here: an old id is reported under its new name; env.py rewrites it on the
+    # next migration command.
+    heads = tuple(RENAMED.get(h, h) for h in heads)
     if len(heads) > 1:
         raise UnknownMigrationState(f"database has several migration heads: {', '.join(heads)}")
     if heads[0] not in known_revisions():

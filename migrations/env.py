@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from ledger.models import Base
+from migrations.api import restamp_renamed
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,9 +28,20 @@ def _configure(connection) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def _restamp(connection) -> None:  # type: ignore[no-untyped-def]
+    # Before Alembic reads alembic_version: a database stamped with a renamed revision's old
+    # id (migrations.points.RENAMED) would otherwise be "a revision this kit does not ship".
+    if connection.in_transaction():
+        restamp_renamed(connection)  # the caller's transaction: it commits with the rest
+    else:
+        with connection.begin():
+            restamp_renamed(connection)
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
+        _restamp(connection)
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
@@ -39,6 +51,7 @@ def run_migrations_online() -> None:
         raise SystemExit("phasegate migrations need a database URL or an open connection")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
+        _restamp(conn)
         _configure(conn)
         with context.begin_transaction():
             context.run_migrations()

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ledger.errors import PhasegateError
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
-from rollout import executor, plan
+from rollout import executor, gates, plan
 from rollout.environments import Target
 from rollout.errors import (
     ActionFailed,
@@ -231,7 +231,7 @@ class Rollout:
             "would_refuse": refusal,
             "actions": [{"id": a.id, "title": a.title, "done": a.id in st.completed_actions,
                          "irreversible": a.irreversible} for a in phase.plan()],
-            "gate": phase.gate_description,
+            "gate": gates.gate_text(phase, self.target.settings),
         }
 
     def apply(self, phase_name: str, *, yes: bool = False, confirm_env: str | None = None,
@@ -371,7 +371,7 @@ class Rollout:
                 "phase": name, "status": st.status, "step": st.current_action,
                 "done": len(st.completed_actions), "of": len(PHASES[name].plan()),
                 "actor": st.actor, "updated_at": st.updated_at, "rollout_id": st.rollout_id,
-                "gate": [{"check": g.get("check_id"), "verdict": g.get("verdict")} for g in st.gate_results],
+                "gate": gates.status_gate(PHASES[name], st.gate_results),
             })
         return {"target": self.target.name, "revision": rev,
                 "point": migrations_api.point_of(rev), "phases": phases,

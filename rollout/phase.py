@@ -84,7 +84,9 @@ class PhaseContext:
 class Phase(Protocol):
     name: str
     requires: str | None  # the phase that must be gated first
-    gate_description: str
+    # Ids of the checks that gate it, in report order: the one place this is written (the
+    # gate runner, ``invoke check --phase``, ``--status`` and the plans read it).
+    gate_checks: tuple[str, ...]
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         """Reasons to refuse to start (empty: go)."""

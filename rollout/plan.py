@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import flags
+from rollout import gates
 from rollout.environments import Target
 from rollout.phase import PHASE_ORDER, Sizes
 from rollout.phases import PHASES
@@ -84,7 +85,10 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
                          + (f" --confirm {env}" if target.production and any(a.irreversible for a in actions) else ""),
         "rollback_command": f"invoke rollout --env {env} --rollback --to {_previous(phase_name)}",
         "status_command": f"invoke rollout --env {env} --status",
-        "gate": {"description": phase.gate_description, "thresholds": s.gate_params()},
+        # Rendered from the checks the phase declares, each with only the settings it reads.
+        "gate": {"description": gates.gate_text(phase, s),
+                 "checks": [{"id": c.check_id, "title": c.title, "thresholds": c.thresholds}
+                            for c in gates.describe(phase, s)]},
         "table_sizes": dict(sizes.rows),
         "estimate_seconds": round(sum(x["estimate_seconds"] for x in steps), 2),
         "steps": steps,
@@ -122,9 +126,12 @@ def render_markdown(p: dict[str, Any]) -> str:
     for i, s in enumerate(p["steps"], 1):
         irr = "**yes**" + (" (rollback stops here)" if s["rollback_stops_here"] else "") if s["irreversible"] else "no"
         lines.append(f"| {i} | `{s['id']}` {s['title']} | {s['changes']} | {irr} | {s['estimate_seconds']} s |")
-    lines += ["", "## Go / no-go (the gate)", "", p["gate"]["description"] + ".", "",
-              "| threshold | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in p["gate"]["thresholds"].items()]
+    lines += ["", "## Go / no-go (the gate)", "",
+              "The phase is done when none of these checks fails (a warning does not block):", "",
+              "| check | what it proves | thresholds |", "| --- | --- | --- |"]
+    lines += [f"| `{c['id']}` | {c['title']} | "
+              + (", ".join(f"`{k}` = {gates.number(v)}" for k, v in c["thresholds"].items()) or "–") + " |"
+              for c in p["gate"]["checks"]]
     lines += ["", "## Irreversible points", ""]
     lines += [f"- `{x}`" for x in p["irreversible_points"]] or ["- none: every step has an automated undo"]
     lines += ["", "## Manual rollback (if the automated rollback fails)", "",

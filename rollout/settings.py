@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ledger.errors import ConfigError
@@ -25,11 +25,26 @@ class Settings:
     backfill_batch_size: int = 5000
     backfill_rows_per_second: float = 0.0  # 0 = unthrottled
     backfill_backoff_lock_waiters: int = 1  # back off while at least this many lock waiters
-    # Gates
-    parity_grace_seconds: float = 5.0
+    # Gate checks: every threshold a check reads, with its one default. Each check declares
+    # the keys it reads (``@check(..., reads=...)`` in checks/); checks hold no defaults.
+    check_statement_timeout_ms: int = 30_000  # every check's statement_timeout
+    check_lock_timeout_ms: int = 1000  # a check waits at most this long for a lock
+    max_replication_lag_bytes: int = 256 * 1024 * 1024
+    dedupe_days: float = 1.0  # runs compared for "no key run twice" (a bounded, cheap scan)
+    dedupe_max_window_seconds: float = 86400.0  # longer windows are not compared
     stuck_dispatch_seconds: float = 300.0
-    triage_budget_ms: float = 250.0
+    backfill_range_size: int = 100_000  # ids per counted range of the backfill check
+    parity_grace_seconds: float = 5.0  # a younger difference is in flight, not a mismatch
+    parity_max_runs: int = 50_000  # newest runs compared per side
+    shadow_sample: int = 200  # newest Redis statuses read through both paths
     lease_seconds: float = 60.0
+    dlq_window_seconds: float = 3600.0
+    dlq_max_new: int = 100  # FAIL above this many new OPEN dead letters per window
+    dlq_warn_min: int = 5  # WARN on doubling only from this many
+    triage_budget_ms: float = 250.0
+    triage_min_rows: int = 10_000  # below this a seq scan is right: only the budget applies
+    retention_slack_hours: float = 24.0  # pruning runs periodically: the bound gets this slack
+    retention_guard_seconds: float = 86400.0  # recent runs must keep their dispatch window
     # Retention
     retention_days: float = 30.0
     prune_batch_size: int = 5000
@@ -58,15 +73,6 @@ class Settings:
         return replace(base, **changes)
 
     def gate_params(self) -> dict[str, Any]:
-        """The thresholds the gate checks read (checks.CheckContext.params)."""
-        return {
-            "parity_grace_seconds": self.parity_grace_seconds,
-            "stuck_dispatch_seconds": self.stuck_dispatch_seconds,
-            "triage_budget_ms": self.triage_budget_ms,
-            "lease_seconds": self.lease_seconds,
-            "retention_days": self.retention_days,
-            "max_transaction_seconds": self.max_transaction_seconds,
-            "max_lock_waiters": self.max_lock_waiters,
-            "max_idle_in_transaction_seconds": self.max_idle_in_transaction_seconds,
-            "max_replication_lag_seconds": self.max_replication_lag_seconds,
-        }
+        """Every setting by name: the params of checks.CheckContext. Each check declares which
+        of these it reads (``CheckSpec.reads``), so no list of gate keys is kept here."""
+        return asdict(self)

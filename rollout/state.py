@@ -22,6 +22,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from migrations.points import RENAMED
 from rollout.errors import LockHeld
 
 log = logging.getLogger("phasegate.rollout.state")
@@ -49,6 +50,13 @@ class PhaseState:
     updated_at: datetime | None = None
 
 
+def current_action_id(action_id: str) -> str:
+    """A stored action id under today's name: ``<phase>.migrate.<revision>`` ids name a
+    revision, and a renamed revision (``migrations.points.RENAMED``) renames its action."""
+    phase, sep, revision = action_id.partition(".migrate.")
+    return f"{phase}{sep}{RENAMED[revision]}" if sep and revision in RENAMED else action_id
+
+
 class StateStore:
     """Reads and writes phase state and events; every write is its own short transaction."""
 
@@ -68,7 +76,13 @@ class StateStore:
                      "checkpoint, gate_results, actor, started_at, updated_at "
                      "FROM phasegate_rollout_state WHERE phase = :p"), {"p": phase}
             ).mappings().first()
-        return PhaseState(**row) if row else PhaseState(phase)
+        if not row:
+            return PhaseState(phase)
+        st = PhaseState(**row)
+        # Saved back under the new ids by the next save(); the event log keeps its history.
+        st.completed_actions = [current_action_id(a) for a in st.completed_actions]
+        st.current_action = st.current_action and current_action_id(st.current_action)
+        return st
 
     def save(self, st: PhaseState) -> None:
         with self.engine.begin() as conn:

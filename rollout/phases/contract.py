@@ -75,7 +75,15 @@ def _keys_estimate(sizes: Sizes, settings: Settings) -> float:
 class ContractPhase:
     name = "contract"
     requires: str | None = "retention"
-    gate_description = "soak time since cutover met, explicit confirmation; schema at contract"
+    # The soak time and the confirmation are preconditions (preflight, --yes), not checks.
+    gate_checks: tuple[str, ...] = (
+        "health_long_transactions", "health_idle_in_transaction", "health_lock_waiters",
+        "health_replication_lag",
+        "schema_objects", "schema_valid",
+        "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",
+        "liveness_leases", "liveness_dead_letters", "triage_budgets",
+        "retention_bound", "retention_protected",
+    )
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         reasons = gates.health_preflight(ctx)
@@ -128,7 +136,7 @@ class ContractPhase:
         ]
 
     def gate(self, ctx: PhaseContext) -> list[Any]:
-        return gates.run_gate(self.name, ctx)
+        return gates.run_gate(self, ctx)
 
     def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
         return gates.health_preflight(ctx)

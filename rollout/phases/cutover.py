@@ -30,7 +30,12 @@ def _dual_since(ctx: PhaseContext) -> Any:
 class CutoverPhase:
     name = "cutover"
     requires: str | None = "dual_write"
-    gate_description = "triage queries use their indexes within budget; parity still holds"
+    gate_checks: tuple[str, ...] = (
+        "schema_objects", "schema_valid",
+        "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",
+        "parity", SHADOW_READ_CHECK, "liveness_leases", "liveness_dead_letters",
+        "triage_budgets",
+    )
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         return []
@@ -48,7 +53,7 @@ class CutoverPhase:
         ]
 
     def gate(self, ctx: PhaseContext) -> list[Any]:
-        return gates.run_gate(self.name, ctx, parity_since=_dual_since(ctx))
+        return gates.run_gate(self, ctx, parity_since=_dual_since(ctx))
 
     def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
         return []

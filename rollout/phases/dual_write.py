@@ -29,7 +29,11 @@ def _backfill_estimate(sizes: Sizes, settings: Settings) -> float:
 class DualWritePhase:
     name = "dual_write"
     requires: str | None = "expand"
-    gate_description = "Redis vs DB parity on the dual-write window, dedupe invariant, backfill complete"
+    gate_checks: tuple[str, ...] = (
+        "schema_objects", "schema_valid",
+        "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",
+        "backfill_complete", "parity", "liveness_leases", "liveness_dead_letters",
+    )
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         return []
@@ -62,7 +66,7 @@ class DualWritePhase:
 
     def gate(self, ctx: PhaseContext) -> list[Any]:
         cp = ctx.state.checkpoint
-        return gates.run_gate(self.name, ctx, parity_since=cp.get("dual_since"),
+        return gates.run_gate(self, ctx, parity_since=cp.get("dual_since"),
                               backfill_until_id=cp.get("backfill_until_id"))
 
     def rollback_preflight(self, ctx: PhaseContext) -> list[str]:

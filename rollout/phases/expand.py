@@ -19,7 +19,12 @@ from rollout.phase import Action, PhaseContext
 class ExpandPhase:
     name = "expand"
     requires: str | None = None
-    gate_description = "every object present, every index valid, migrations lint clean"
+    gate_checks: tuple[str, ...] = (
+        # the preflight's health checks, run again once the DDL is done
+        "health_long_transactions", "health_idle_in_transaction", "health_lock_waiters",
+        "health_replication_lag",
+        "schema_objects", "schema_valid", "migrations_lint",
+    )
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         return gates.health_preflight(ctx)
@@ -32,7 +37,7 @@ class ExpandPhase:
         ]
 
     def gate(self, ctx: PhaseContext) -> list[Any]:
-        return gates.run_gate(self.name, ctx)
+        return gates.run_gate(self, ctx)
 
     def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
         return gates.health_preflight(ctx)

@@ -40,7 +40,12 @@ def _prune_estimate(sizes: Sizes, settings: Settings) -> float:
 class RetentionPhase:
     name = "retention"
     requires: str | None = "cutover"
-    gate_description = "oldest row within bound; nothing inside a dedupe window or an open dead letter deleted"
+    gate_checks: tuple[str, ...] = (
+        "schema_objects", "schema_valid",
+        "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",
+        "liveness_leases", "liveness_dead_letters", "triage_budgets",
+        "retention_bound", "retention_protected",
+    )
 
     def preflight(self, ctx: PhaseContext) -> list[str]:
         return []
@@ -64,7 +69,7 @@ class RetentionPhase:
         ]
 
     def gate(self, ctx: PhaseContext) -> list[Any]:
-        return gates.run_gate(self.name, ctx, pruned_before=ctx.state.checkpoint.get("pruned_before"))
+        return gates.run_gate(self, ctx, pruned_before=ctx.state.checkpoint.get("pruned_before"))
 
     def rollback_preflight(self, ctx: PhaseContext) -> list[str]:
         return []

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from checks import CheckContext, run_checks
+from checks import run_checks
 from infra import ephemeral
 from ledger.app import LedgerApp
 from ledger.errors import ConfigError
 from ledger.redis_layout import status_key
+from rollout.gates import context
 from rollout.workload import RUN_FUNCTION, Workload, WorkloadConfig
 from tests.integration.ledger.conftest import q, set_modes
 
@@ -36,8 +37,7 @@ def _env(db_url: str, redis_url: str) -> dict[str, str]:
 
 
 def _parity(db_url: str, redis_url: str, since: datetime):  # type: ignore[no-untyped-def]
-    ctx = CheckContext(db_url=db_url, redis_url=redis_url,
-                       params={"parity_since": since, "parity_grace_seconds": 0.5})
+    ctx = context(db_url, redis_url, parity_since=since, parity_grace_seconds=0.5)
     return run_checks(["parity"], ctx)[0]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, pool
 
 from ledger.models import BASELINE_TABLES, EXPAND_TABLES, KIT_TABLES, Base
 from migrations import api
-from migrations.points import POINTS
+from migrations.points import CONTRACT, EXPAND, POINTS, RENAMED
 from tests.conftest import to_dsn
 
 
@@ -183,3 +183,30 @@ def test_invalid_index_from_failed_build_is_rebuilt(make_db) -> None:
         ).fetchone()
     assert valid is True
     assert "WHERE (status = 'PENDING'" in definition
+
+
+def _stamp_raw(url: str, revision: str) -> None:
+    with psycopg.connect(to_dsn(url), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = %s", (revision,))
+
+
+def _version(url: str) -> str:
+    with psycopg.connect(to_dsn(url)) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+def test_a_database_stamped_with_a_renamed_id_still_works(make_db) -> None:
+    # Databases migrated before the contract revision was renumbered carry its old id.
+    [(old, new)] = [(o, n) for o, n in RENAMED.items() if n == CONTRACT]
+    url = make_db("head")
+    _stamp_raw(url, old)
+    assert api.current(url) == CONTRACT  # reported under the new name, nothing written
+    assert _version(url) == old
+    api.upgrade(url, "head")  # nothing to run; the stamp is rewritten
+    assert _version(url) == new
+    _stamp_raw(url, old)
+    api.downgrade(url, "expand")  # the renamed revision's downgrade runs
+    assert api.current(url) == EXPAND
+    assert "ix_background_job_status_run_at" in _indexes(url)
+    api.upgrade(url, "head")
+    assert api.current(url) == CONTRACT and "ix_background_job_status_run_at" not in _indexes(url)

@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from checks import CheckContext, CheckResult, run_checks
+from checks import CheckResult, run_checks
+from rollout.gates import context
 from tests.conftest import to_dsn
 
 Run = Callable[..., CheckResult]
@@ -18,11 +19,12 @@ Seed = Callable[..., None]
 
 @pytest.fixture
 def run_check(db_url: str) -> Run:
-    """``run_check("id", url=None, redis_url=None, **params)`` on the test's database."""
+    """``run_check("id", url=None, redis_url=None, **params)`` on the test's database, with
+    every setting at its ``Settings`` default unless ``params`` overrides it."""
 
     def run(check_id: str, *, url: str | None = None, redis_url: str | None = None,
             **params: Any) -> CheckResult:
-        ctx = CheckContext(db_url=url or db_url, redis_url=redis_url, params=params)
+        ctx = context(url or db_url, redis_url, **params)
         [result] = run_checks([check_id], ctx)
         return result
 

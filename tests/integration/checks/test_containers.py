@@ -14,11 +14,13 @@ import os
 import pytest
 import redis as redis_lib
 
-from checks import CheckContext, Verdict, run_gate
+from checks import Verdict, run_checks
 from checks.containers import engine_answers, use_containers
 from infra import ephemeral
 from migrations import api
 from migrations.points import HEAD, KIT
+from rollout.gates import context
+from rollout.phases import PHASES
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow,
               # testcontainers 4.15 deprecates the module path infra.ephemeral imports
@@ -43,7 +45,7 @@ def test_containers_migrate_and_gate(engine: str) -> None:
         client.close()
         api.upgrade(pg.url, "head")
         assert api.current(pg.url) == HEAD
-        results = run_gate("expand", CheckContext(db_url=pg.url, redis_url=rd.url))
+        results = run_checks(PHASES["expand"].gate_checks, context(pg.url, rd.url))
         verdicts = {r.check_id: r.verdict for r in results}
         assert all(v is Verdict.PASS for v in verdicts.values()), results
         api.downgrade(pg.url, "kit")

@@ -186,10 +186,10 @@ def test_triage_budgets_fail_over_budget(run_check: Run, triage_data: str) -> No
 
 def test_checks_are_read_only(run_check: Run, db_url: str) -> None:
     # A check that tried to write would fail; prove the session refuses writes.
-    from checks import CheckContext
     from checks.base import connect
+    from rollout.gates import context
 
-    with connect(CheckContext(db_url=db_url)) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+    with connect(context(db_url, None)) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         with conn.transaction():
             conn.execute("INSERT INTO phasegate_flag (name, value) VALUES ('x', 'y')")
     with psycopg.connect(to_dsn(db_url)) as conn:

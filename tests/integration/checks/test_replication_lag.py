@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from checks import CheckContext, Verdict, run_checks
+from checks import Verdict, run_checks
 from infra import ephemeral
+from rollout.gates import context
 
 pytestmark = pytest.mark.slow  # a second cluster and a base backup: several seconds
 
@@ -40,7 +41,7 @@ def primary_with_replica() -> Iterator[tuple[ephemeral.PostgresServer, str]]:
 
 
 def _lag(primary: ephemeral.PostgresServer, **params: float) -> tuple[Verdict, str, tuple]:
-    [r] = run_checks(["health_replication_lag"], CheckContext(db_url=primary.url, params=params))
+    [r] = run_checks(["health_replication_lag"], context(primary.url, None, **params))
     return r.verdict, r.summary, r.evidence
 
 

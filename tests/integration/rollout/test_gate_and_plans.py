@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from rollout import plan as plans
 from rollout.engine import Rollout
 from rollout.errors import GateFailed, IrreversibleStep
 from rollout.phase import PHASE_ORDER
+from rollout.phases import PHASES
 from rollout.seed import write_legacy_status
 from tests.integration.rollout.harness import (
     FAST,
@@ -129,6 +131,28 @@ def test_plans_name_real_commands_and_no_secret(phase, make_db, redis_url, tmp_p
     assert ":" + str(target.db_url.split(":")[-1].split("/")[0]) not in md  # no port/URL
     if phase in ("retention", "contract"):
         assert p["irreversible_points"]
+
+
+def test_status_and_dry_run_gate_follow_the_phase_tuple(make_db, redis_url, tmp_path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from checks.base import REGISTRY
+
+    target = make_target(make_db("baseline"), redis_url, jobs=50)
+    apply_through(target, "expand", tmp_path)
+    ro = Rollout(target, "rm", plans_dir=tmp_path / "plans")
+    try:
+        shown = {p["phase"]: p["gate"] for p in ro.status()["phases"]}
+        assert shown["expand"] == [{"check": c, "verdict": "pass"} for c in PHASES["expand"].gate_checks]
+        assert {g["verdict"] for g in shown["dual_write"]} == {"pending"}
+        # Only the tuple changes (as an edit of rollout/phases/expand.py would): status follows.
+        variant = copy.copy(PHASES["expand"])
+        variant.gate_checks = ("schema_valid", "parity")
+        monkeypatch.setitem(PHASES, "expand", variant)
+        assert {p["phase"]: p["gate"] for p in ro.status()["phases"]}["expand"] == [
+            {"check": "schema_valid", "verdict": "pass"}, {"check": "parity", "verdict": "pending"}]
+        assert ro.dry_run("expand")["gate"].startswith(REGISTRY["schema_valid"].title + "; ")
+    finally:
+        ro.close()
 
 
 def _run_manual(cmd: str, target, env: dict) -> None:

@@ -12,9 +12,10 @@ from xml.etree import ElementTree as ET
 import pytest
 
 import checks
-from checks import CheckContext, CheckResult, Verdict, gate_checks, passed, render, run_checks
+from checks import CheckContext, CheckResult, MissingSetting, Verdict, passed, render, run_checks
 from checks.base import MAX_EVIDENCE, REGISTRY, CheckSpec, Outcome, bounded
 from checks.sqlfile import parse
+from rollout.gates import context
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -74,29 +75,29 @@ def test_a_check_that_raises_is_a_fail_not_a_crash(monkeypatch: pytest.MonkeyPat
         return Outcome(Verdict.FAIL, "many", tuple({"i": i} for i in range(100)))
 
     checks.all_checks()
-    monkeypatch.setitem(REGISTRY, "boom", CheckSpec("boom", "t", ("expand",), "critical", boom))
-    monkeypatch.setitem(REGISTRY, "many", CheckSpec("many", "t", ("expand",), "critical", many))
+    monkeypatch.setitem(REGISTRY, "boom", CheckSpec("boom", "t", (), "critical", boom))
+    monkeypatch.setitem(REGISTRY, "many", CheckSpec("many", "t", (), "critical", many))
     # No server here: the connection fails, and every check still returns FAIL, in order.
-    ctx = CheckContext(db_url="postgresql+psycopg://u:topsecret@127.0.0.1:1/db")
+    ctx = context("postgresql+psycopg://u:topsecret@127.0.0.1:1/db", None)
     results = run_checks(["boom", "many"], ctx)
     assert [r.verdict for r in results] == [Verdict.FAIL, Verdict.FAIL]
     assert "cannot connect" in results[0].summary and "topsecret" not in results[0].summary
 
 
-def test_unknown_check_and_phase_are_errors() -> None:
+def test_unknown_check_is_an_error() -> None:
     with pytest.raises(checks.base.UnknownCheck):
         run_checks(["nope"], CheckContext(db_url="postgresql+psycopg://x@127.0.0.1:1/db"))
-    with pytest.raises(checks.base.UnknownPhase):
-        gate_checks("launch")
 
 
-def test_every_phase_is_gated_and_every_check_gates_something() -> None:
-    for phase in checks.PHASES:
-        assert gate_checks(phase), phase
+def test_a_missing_setting_is_an_error_not_a_silent_default() -> None:
+    # Checks hold no defaults: without Settings' values the run refuses, naming what is missing.
+    with pytest.raises(MissingSetting, match="triage_budget_ms, triage_min_rows"):
+        run_checks(["triage_budgets"], CheckContext(db_url="postgresql+psycopg://x@127.0.0.1:1/db"))
+
+
+def test_every_check_names_its_queries() -> None:
     specs = checks.all_checks().values()
-    assert all(s.phases and (s.sql_file or s.check_id == "migrations_lint") for s in specs)
-    assert "migrations_lint" in gate_checks("expand")
-    assert "shadow_read" in gate_checks("cutover")  # the rollout calls it by this id
+    assert all(s.sql_file or s.check_id == "migrations_lint" for s in specs)
 
 
 def test_sql_blocks_have_names_and_descriptions() -> None:

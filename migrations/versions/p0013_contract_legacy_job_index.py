@@ -2,13 +2,17 @@
 
 Reversible: the downgrade rebuilds it CONCURRENTLY. The contract phase's irreversible steps
 (expiring legacy Redis keys) live in the rollout, not here.
+
+Shipped first as ``p0010_contract_legacy_job_index``, before p0011 and p0012 were added
+under it; renumbered so file order is chain order. ``migrations.points.RENAMED`` re-stamps
+databases that still carry the old id.
 """
 
 from __future__ import annotations
 
 from migrations import safe_ddl
 
-revision = "p0010_contract_legacy_job_index"
+revision = "p0013_contract_legacy_job_index"
 down_revision = "p0012_expand_dead_letter_job_ix"
 branch_labels = None
 depends_on = None
