@@ -83,7 +83,6 @@ class PhaseContext:
 
 class Phase(Protocol):
     name: str
-    requires: str | None  # the phase that must be gated first
     # Ids of the checks that gate it, in report order: the one place this is written (the
     # gate runner, ``invoke check --phase``, ``--status`` and the plans read it).
     gate_checks: tuple[str, ...]

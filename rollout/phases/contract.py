@@ -74,7 +74,6 @@ def _keys_estimate(sizes: Sizes, settings: Settings) -> float:
 
 class ContractPhase:
     name = "contract"
-    requires: str | None = "retention"
     # The soak time and the confirmation are preconditions (preflight, --yes), not checks.
     gate_checks: tuple[str, ...] = (
         "health_long_transactions", "health_idle_in_transaction", "health_lock_waiters",

@@ -29,7 +29,6 @@ def _dual_since(ctx: PhaseContext) -> Any:
 
 class CutoverPhase:
     name = "cutover"
-    requires: str | None = "dual_write"
     gate_checks: tuple[str, ...] = (
         "schema_objects", "schema_valid",
         "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",

@@ -28,7 +28,6 @@ def _backfill_estimate(sizes: Sizes, settings: Settings) -> float:
 
 class DualWritePhase:
     name = "dual_write"
-    requires: str | None = "expand"
     gate_checks: tuple[str, ...] = (
         "schema_objects", "schema_valid",
         "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",

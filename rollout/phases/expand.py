@@ -18,7 +18,6 @@ from rollout.phase import Action, PhaseContext
 
 class ExpandPhase:
     name = "expand"
-    requires: str | None = None
     gate_checks: tuple[str, ...] = (
         # the preflight's health checks, run again once the DDL is done
         "health_long_transactions", "health_idle_in_transaction", "health_lock_waiters",

@@ -39,7 +39,6 @@ def _prune_estimate(sizes: Sizes, settings: Settings) -> float:
 
 class RetentionPhase:
     name = "retention"
-    requires: str | None = "cutover"
     gate_checks: tuple[str, ...] = (
         "schema_objects", "schema_valid",
         "dedupe_dispatch_unique", "dedupe_enqueued_and_inline", "dedupe_stuck_dispatching",
