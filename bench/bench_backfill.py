@@ -25,7 +25,7 @@ from bench._common import Comparison, report, servers  # noqa: E402
 from bench._zdt_common import Stopwatch  # noqa: E402
 
 TARGET = 0.5
-# The raw baseline: the same rows and columns as rollout/backfill.sql, in one statement each.
+# The raw baseline: the same rows and columns as rollout/sql/backfill.sql, in one statement each.
 RAW_RUNS = """
 INSERT INTO background_function_run (
     run_key, function_name, run_id, attempt, job_id, dispatch_key, correlation_id,

@@ -204,7 +204,7 @@ FINDINGS = (
      "rollout: a rollback runs wait_action's undo before the flag flips back, so the next "
      "rollback's DDL runs while processes still cache the old write_mode"),
     ("backfill_duration_overflow", ("integer out of range",),
-     "rollout/backfill.sql: duration_ms overflows int for a job finished > 24.8 days after "
+     "rollout/sql/backfill.sql: duration_ms overflows int for a job finished > 24.8 days after "
      "it was created; dual_write's backfill fails and rolls back"),
 )
 

@@ -3,10 +3,10 @@
 Invariants, and what enforces each:
 
 * **Only an OPEN dead letter can be acted on**, and only once: requeue and discard are one
-  transaction that starts with ``UPDATE ... SET status = ... WHERE id = %s AND status =
-  'OPEN'``. Two operators racing both issue it; the row lock serialises them, the second
-  re-checks ``status = 'OPEN'``, matches nothing, and is refused. So a requeue never makes
-  a second live copy, and a discard never races a requeue.
+  transaction that starts with ``UPDATE ... SET status = ... WHERE id = %(id)s AND status
+  = 'OPEN'`` (``resolve_dead_letter``). Two operators racing both issue it; the row lock
+  serialises them, the second re-checks ``status = 'OPEN'``, matches nothing, and is
+  refused. So a requeue never makes a second live copy, and a discard never races a requeue.
 * **Requeue creates a fresh job** (attempts 0, a new correlation id, the same type and
   payload) in the same transaction as the status change, and records its id on the dead
   letter; the old job, its attempts and the dead letter stay (history kept).
@@ -18,16 +18,16 @@ Invariants, and what enforces each:
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ledger import correlation
+from ledger import correlation, sqlfiles
 from ledger.db import Database
 from ledger.errors import (
     DeadLetterNotFound,
@@ -38,32 +38,15 @@ from ledger.errors import (
 )
 from ledger.runs import RunLedger, RunRecord
 
-_COLS = ("id, job_id, job_type, payload, error_class, last_error, attempts, correlation_id, "
-         "status, dead_at, resolved_at, resolved_by, resolution_reason, requeued_job_id")
-LIST_TEMPLATE = ("SELECT {cols} FROM background_dead_letter WHERE {where} "
-                 "ORDER BY dead_at DESC, id DESC LIMIT %s")
-GET_SQL = sql.SQL("SELECT {cols} FROM background_dead_letter WHERE id = %s").format(
-    cols=sql.SQL(_COLS))
-RESOLVE_SQL = sql.SQL(
-    "UPDATE background_dead_letter SET status = %s::background_dead_letter_status, "
-    "resolved_at = now(), resolved_by = %s, resolution_reason = %s "
-    "WHERE id = %s AND status = 'OPEN' RETURNING {cols}").format(cols=sql.SQL(_COLS))
-NEW_JOB_SQL = (
-    "INSERT INTO background_job (type, payload, max_attempts, correlation_id, dispatch_key) "
-    "SELECT type, payload, max_attempts, %s, dispatch_key FROM background_job WHERE id = %s "
-    "RETURNING id")
-LINK_SQL = "UPDATE background_dead_letter SET requeued_job_id = %s WHERE id = %s"
-AUDIT_SQL = (
-    "INSERT INTO background_operator_audit (operator, action, target_kind, target_id, outcome, "
-    "reason, detail) VALUES (%s, %s, 'dead_letter', %s, %s, %s, %s)")
-AUDIT_LIST_SQL = ("SELECT operator, action, outcome, reason, detail, at FROM "
-                  "background_operator_audit WHERE target_kind = 'dead_letter' AND target_id = %s "
-                  "ORDER BY at, id")
+LIST_SQL = sqlfiles.query(__file__, "deadletter", "list_dead_letters")
+GET_SQL = sqlfiles.query(__file__, "deadletter", "get_dead_letter")
+RESOLVE_SQL = sqlfiles.query(__file__, "deadletter", "resolve_dead_letter")
+NEW_JOB_SQL = sqlfiles.query(__file__, "deadletter", "copy_job_for_requeue")
+LINK_SQL = sqlfiles.query(__file__, "deadletter", "link_requeued_job")
+AUDIT_SQL = sqlfiles.query(__file__, "deadletter", "audit_dead_letter_action")
+AUDIT_LIST_SQL = sqlfiles.query(__file__, "deadletter", "dead_letter_audit")
 # Requeue chains: a dead letter's job may itself be a requeue of earlier dead jobs.
-LINEAGE_SQL = (
-    "WITH RECURSIVE chain(job_id) AS (SELECT %s::bigint UNION "
-    "SELECT d.job_id FROM background_dead_letter d JOIN chain c ON d.requeued_job_id = c.job_id) "
-    "SELECT job_id FROM chain")
+LINEAGE_SQL = sqlfiles.query(__file__, "deadletter", "job_lineage")
 
 
 @dataclass(frozen=True)
@@ -129,25 +112,17 @@ class DeadLetters:
              older_than: timedelta | None = None, status: str | None = "OPEN",
              limit: int = 100) -> builtins.list[DeadLetter]:
         """Dead letters, newest first, filtered by job type, error class, age and status."""
-        function = None if function is None else printable(function)
-        where: builtins.list[sql.Composable] = [sql.SQL("TRUE")]
-        params: builtins.list[Any] = []
-        for column, value, cast in (("job_type", function, ""), ("status", status,
-                                    "::background_dead_letter_status"),
-                                    ("error_class", error_class, "::background_error_class")):
-            if value is not None:
-                where.append(sql.SQL("{} = %s" + cast).format(sql.Identifier(column)))
-                params.append(value.upper() if cast else value)
-        if older_than is not None:
-            where.append(sql.SQL("dead_at < now() - make_interval(secs => %s)"))
-            params.append(older_than.total_seconds())
-        query = sql.SQL(LIST_TEMPLATE).format(cols=sql.SQL(_COLS),
-                                              where=sql.SQL(" AND ").join(where))
-        rows = self._fetch(query, (*params, limit))
-        return [DeadLetter.from_row(r) for r in rows]
+        params = {
+            "job_type": None if function is None else printable(function),
+            "status": None if status is None else status.upper(),
+            "error_class": None if error_class is None else error_class.upper(),
+            "older_than": None if older_than is None else older_than.total_seconds(),
+            "limit": limit,
+        }
+        return [DeadLetter.from_row(r) for r in self._fetch(LIST_SQL, params)]
 
     def get(self, dead_letter_id: int) -> DeadLetter:
-        rows = self._fetch(GET_SQL, (dead_letter_id,))
+        rows = self._fetch(GET_SQL, {"id": dead_letter_id})
         if not rows:
             raise DeadLetterNotFound(dead_letter_id)
         return DeadLetter.from_row(rows[0])
@@ -164,8 +139,9 @@ class DeadLetters:
                     _audit(cur, operator, "inspect", dead_letter_id, "ok", None, {})
 
             self._act(record)
-        lineage = [r["job_id"] for r in self._fetch(LINEAGE_SQL, (letter.job_id,))]
-        audit = [AuditEntry(**r) for r in self._fetch(AUDIT_LIST_SQL, (str(dead_letter_id),))]
+        lineage = [r["job_id"] for r in self._fetch(LINEAGE_SQL, {"job_id": letter.job_id})]
+        audit = [AuditEntry(**r) for r in self._fetch(AUDIT_LIST_SQL,
+                                                        {"target_id": str(dead_letter_id)})]
         return DeadLetterDetail(letter, self.runs.history(lineage), audit)
 
     def requeue(self, dead_letter_id: int, operator: str,
@@ -176,13 +152,14 @@ class DeadLetters:
 
         def act(conn: psycopg.Connection) -> RequeueResult | None:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(RESOLVE_SQL, ("REQUEUED", operator, reason,
-                                                dead_letter_id)).fetchone()
+                row = cur.execute(RESOLVE_SQL, _resolve_params(
+                    dead_letter_id, "REQUEUED", operator, reason)).fetchone()
                 if row is None:
                     return None
-                job = cur.execute(NEW_JOB_SQL, (new_cid, row["job_id"])).fetchone()
+                job = cur.execute(NEW_JOB_SQL, {"correlation_id": new_cid,
+                                                "job_id": row["job_id"]}).fetchone()
                 assert job is not None  # the foreign key keeps the old job
-                cur.execute(LINK_SQL, (job["id"], dead_letter_id))
+                cur.execute(LINK_SQL, {"requeued_job_id": job["id"], "id": dead_letter_id})
                 _audit(cur, operator, "requeue", dead_letter_id, "ok", reason,
                        {"new_job_id": job["id"], "correlation_id": new_cid,
                         "old_job_id": row["job_id"]})
@@ -202,8 +179,8 @@ class DeadLetters:
 
         def act(conn: psycopg.Connection) -> DeadLetter | None:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(RESOLVE_SQL, ("DISCARDED", operator, reason.strip(),
-                                                dead_letter_id)).fetchone()
+                row = cur.execute(RESOLVE_SQL, _resolve_params(
+                    dead_letter_id, "DISCARDED", operator, reason.strip())).fetchone()
                 if row is None:
                     return None
                 _audit(cur, operator, "discard", dead_letter_id, "ok", reason.strip(), {})
@@ -241,8 +218,8 @@ class DeadLetters:
             raise LedgerNotExpanded("the dead-letter tables do not exist: this database has "
                                     "not been expanded (run the expand phase first)") from exc
 
-    def _fetch(self, query: sql.Composed | str,
-               params: tuple[Any, ...]) -> builtins.list[dict[str, Any]]:
+    def _fetch(self, query: str,
+               params: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
         def fetch(conn: psycopg.Connection) -> builtins.list[dict[str, Any]]:
             with conn.cursor(row_factory=dict_row) as cur:
                 return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
@@ -258,5 +235,11 @@ def _clean(text: str) -> str:
 
 def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,
            outcome: str, reason: str | None, detail: dict[str, Any]) -> None:
-    cur.execute(AUDIT_SQL, (operator, action, str(dead_letter_id), outcome, reason,
-                            Jsonb(detail)))
+    cur.execute(AUDIT_SQL, {"operator": operator, "action": action,
+                            "target_id": str(dead_letter_id), "outcome": outcome,
+                            "reason": reason, "detail": Jsonb(detail)})
+
+
+def _resolve_params(dead_letter_id: int, status: str, operator: str,
+                    reason: str | None) -> dict[str, Any]:
+    return {"id": dead_letter_id, "status": status, "operator": operator, "reason": reason}

@@ -28,6 +28,7 @@ import psycopg
 import redis as redis_lib
 from psycopg.types.json import Jsonb
 
+from ledger import sqlfiles
 from ledger.db import Database
 from ledger.errors import LedgerWriteFailed
 from ledger.modes import Counters, ModeSource
@@ -38,10 +39,9 @@ R = TypeVar("R")
 LEGACY_PREFIX = "effect:"
 LEGACY_TTL_SECONDS = 7 * 24 * 3600
 
-CLAIM_SQL = ("INSERT INTO background_job_effect (effect_key, job_id, run_key) "
-             "VALUES (%s, %s, %s) ON CONFLICT (effect_key) DO NOTHING RETURNING effect_key")
-RESULT_SQL = "SELECT result FROM background_job_effect WHERE effect_key = %s"
-STORE_SQL = "UPDATE background_job_effect SET result = %s WHERE effect_key = %s"
+CLAIM_SQL = sqlfiles.query(__file__, "effects", "claim_effect")
+RESULT_SQL = sqlfiles.query(__file__, "effects", "effect_result")
+STORE_SQL = sqlfiles.query(__file__, "effects", "store_effect_result")
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,13 @@ class EffectLedger:
                  job_id: int | None, run_key: str | None) -> EffectResult[R]:
         def attempt(conn: psycopg.Connection) -> EffectResult[R]:
             with conn.transaction():
-                claimed = conn.execute(CLAIM_SQL, (key, job_id, run_key)).fetchone()
+                claimed = conn.execute(CLAIM_SQL, {"effect_key": key, "job_id": job_id,
+                                                   "run_key": run_key}).fetchone()
                 if claimed is None:
-                    row = conn.execute(RESULT_SQL, (key,)).fetchone()
+                    row = conn.execute(RESULT_SQL, {"effect_key": key}).fetchone()
                     return EffectResult(key, False, row[0] if row else None)
                 value = fn(conn)  # raising rolls back the key with the effect's record
-                conn.execute(STORE_SQL, (Jsonb(_jsonable(value)), key))
+                conn.execute(STORE_SQL, {"result": Jsonb(_jsonable(value)), "effect_key": key})
             return EffectResult(key, True, value)
 
         # Not retried on a broken connection (the commit may have happened); a stale

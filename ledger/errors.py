@@ -9,7 +9,6 @@ from phasegate.errors import PhasegateError as PhasegateError
 from phasegate.text import mask_secrets as mask_secrets
 from phasegate.text import printable as printable
 
-
 # --------------------------------------------------------------------------- ledger
 # Raised by the reliability write path (ledger/*). Each carries the fields an operator or a
 # caller needs; the message is one line.

@@ -14,10 +14,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
 
+from ledger import sqlfiles
 from ledger.errors import ConfigError
 
 WRITE_MODE = "write_mode"  # where job status is written
@@ -31,6 +31,9 @@ ALLOWED: Mapping[str, tuple[str, ...]] = {
     RETENTION: ("off", "on"),
 }
 DEFAULTS: Mapping[str, str] = {name: values[0] for name, values in ALLOWED.items()}
+
+READ_SQL = sqlfiles.query(__file__, "flags", "read_flags")
+SET_SQL = sqlfiles.query(__file__, "flags", "set_flag")
 
 
 def default_ttl() -> float:
@@ -58,7 +61,7 @@ def read_all(conn: Connection) -> dict[str, str]:
     flags = dict(DEFAULTS)
     try:
         with conn.begin_nested():
-            rows = conn.execute(text("SELECT name, value FROM phasegate_flag")).all()
+            rows = sqlfiles.execute(conn, READ_SQL).all()
     except ProgrammingError:
         # phasegate_flag does not exist yet: the database is at the baseline.
         return flags
@@ -69,14 +72,7 @@ def read_all(conn: Connection) -> dict[str, str]:
 def set_flag(conn: Connection, name: str, value: str, actor: str) -> None:
     """Upsert one flag (in the caller's transaction)."""
     validate(name, value)
-    conn.execute(
-        text(
-            "INSERT INTO phasegate_flag (name, value, updated_at, updated_by) "
-            "VALUES (:n, :v, now(), :a) ON CONFLICT (name) DO UPDATE "
-            "SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by"
-        ),
-        {"n": name, "v": value, "a": actor},
-    )
+    sqlfiles.execute(conn, SET_SQL, {"name": name, "value": value, "actor": actor})
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from ledger.sqlfiles import query
+from ledger import sqlfiles
 
-
-def _q(name: str) -> str:
-    return query(__file__, "retention.sql", name)
+# Pruned in this order, each until a batch comes back short (or max_batches is reached).
+PRUNE_SQL = {
+    "runs": sqlfiles.query(__file__, "retention", "prune_runs"),
+    "windows": sqlfiles.query(__file__, "retention", "prune_windows"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,18 @@ def prune(engine: Engine, retention_days: float, *, batch_size: int = 5000,
     if retention_days <= 0:
         raise ValueError("retention_days must be positive")
     cutoff = cutoff or cutoff_for(retention_days)
-    counts = {"prune_runs": 0, "prune_windows": 0}
+    counts = dict.fromkeys(PRUNE_SQL, 0)
+    params = {"cutoff": cutoff, "batch_size": batch_size}
     batches = 0
-    for name in counts:
+    for kind, statement in PRUNE_SQL.items():
         while batches < max_batches:
             with engine.begin() as conn:
-                deleted = conn.execute(text(_q(name)), {"cutoff": cutoff, "batch_size": batch_size}).rowcount
+                deleted = sqlfiles.execute(conn, statement, params).rowcount
             batches += 1
-            counts[name] += deleted
+            counts[kind] += deleted
             if on_batch is not None:
                 on_batch(batches)
             if deleted < batch_size:
                 break
-    return PruneResult(cutoff, counts["prune_runs"], counts["prune_windows"], batches,
+    return PruneResult(cutoff, counts["runs"], counts["windows"], batches,
                        complete=batches < max_batches)

@@ -119,8 +119,7 @@ class _Heartbeat:
         while not self.stop.wait(self.interval):
             try:
                 alive = self.db.run(lambda c: c.execute(
-                    jobs.HEARTBEAT_SQL, (self.job.id, self.worker_id, self.job.attempts)
-                ).rowcount)
+                    jobs.HEARTBEAT_SQL, jobs.lease_params(self.job, self.worker_id)).rowcount)
             except psycopg.Error as exc:  # keep beating: the database may come back
                 log.warning("job %s: heartbeat failed: %s", self.job.id, type(exc).__name__)
                 continue

@@ -13,74 +13,36 @@ per call and per ``write_mode``, whether the run ledger is written at all.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
+from ledger import sqlfiles
 from ledger.db import Database
 from ledger.errors import IllegalRunTransition
 from ledger.models import ErrorClass, FunctionRunStatus
 from ledger.redis_layout import run_key as make_run_key
 
 RUNNING = FunctionRunStatus.RUNNING.value
-_COLS = ("run_key, function_name, run_id, attempt, dispatch_key, correlation_id, job_id, "
-         "requested_at, started_at, finished_at, duration_ms, status, error_class, "
-         "terminal_error, updated_at")
-_INSERT_COLS = ("run_key, function_name, run_id, attempt, dispatch_key, correlation_id, "
-                "job_id, requested_at, started_at")
-_VALUES = "(%s, %s, %s, %s, %s, %s, %s, coalesce(%s::timestamptz, now()), now())"
-
-
-def _q(template: str, **parts: sql.Composable) -> str:
-    """A statement with column lists spliced in (composed with psycopg.sql, never
-    string-formatted), rendered once: a plain string per call lets psycopg reuse its
-    prepared statement without re-rendering."""
-    return sql.SQL(template).format(cols=sql.SQL(_COLS), insert_cols=sql.SQL(_INSERT_COLS),
-                                    **parts).as_string()
-
 
 # ON CONFLICT DO NOTHING, not DO UPDATE ... RETURNING (xmax = 0): measured, the latter cost
 # ~40% of the throughput. A new attempt is one statement; a repeated start (rare: a retried
 # call) reads the existing row with a second one.
-_START_TEMPLATE = (
-    "INSERT INTO background_function_run ({insert_cols}) VALUES {values} "
-    "ON CONFLICT (run_key) DO NOTHING"
-)
-START_SQL = _q(_START_TEMPLATE, values=sql.SQL(_VALUES))
-START_MANY_RETURNING = " RETURNING run_key"
-FINISH_SQL = _q(
-    "UPDATE background_function_run SET status = %s::background_function_run_status, "
-    "error_class = %s::background_error_class, terminal_error = %s, finished_at = now(), "
-    "duration_ms = greatest(0, (extract(epoch FROM now() - coalesce(started_at, requested_at))"
-    " * 1000)::int), updated_at = now() "
-    "WHERE run_key = %s AND status = 'RUNNING' RETURNING {cols}"
-)
-GET_SQL = _q("SELECT {cols} FROM background_function_run WHERE run_key = %s")
-GET_MANY_SQL = _q("SELECT {cols} FROM background_function_run WHERE run_key = ANY(%s)")
-LATEST_SQL = _q(
-    "SELECT {cols} FROM background_function_run WHERE run_id = %s AND function_name = %s "
-    "ORDER BY attempt DESC LIMIT 1"
-)
-HISTORY_SQL = _q("SELECT {cols} FROM background_function_run WHERE job_id = ANY(%s) "
-                 "ORDER BY requested_at, attempt")
-# The latest attempt of every run requested in a range: what Redis should say about it.
-LATEST_IN_RANGE_SQL = _q(
-    "SELECT DISTINCT ON (function_name, run_id) {cols} FROM background_function_run "
-    "WHERE requested_at >= %s AND requested_at < %s "
-    "ORDER BY function_name, run_id, attempt DESC"
-)
-TOP_ERRORS_SQL = sql.SQL(
-    "SELECT terminal_error, count(*) AS n, max(finished_at) AS last_seen "
-    "FROM background_function_run WHERE status = 'FAILED' AND error_class = %s "
-    "AND finished_at >= now() - make_interval(secs => %s) "
-    "GROUP BY terminal_error ORDER BY n DESC, last_seen DESC LIMIT %s"
-)
+START_SQL = sqlfiles.query(__file__, "runs", "start_run")
+# Many starts are one statement over one array per column: the same text for any batch
+# size, so psycopg prepares it once (a multi-row VALUES list is a new statement per size).
+START_MANY_SQL = sqlfiles.query(__file__, "runs", "start_runs")
+FINISH_SQL = sqlfiles.query(__file__, "runs", "finish_run")
+GET_SQL = sqlfiles.query(__file__, "runs", "get_run")
+GET_MANY_SQL = sqlfiles.query(__file__, "runs", "get_runs")
+LATEST_SQL = sqlfiles.query(__file__, "runs", "latest_attempt")
+HISTORY_SQL = sqlfiles.query(__file__, "runs", "run_history")
+LATEST_IN_RANGE_SQL = sqlfiles.query(__file__, "runs", "latest_attempts_in_range")
+TOP_ERRORS_SQL = sqlfiles.query(__file__, "runs", "top_errors")
 
 
 @dataclass(frozen=True)
@@ -128,9 +90,12 @@ class RunStart:
     def run_key(self) -> str:
         return make_run_key(self.function_name, self.run_id, self.attempt)
 
-    def params(self) -> tuple[Any, ...]:
-        return (self.run_key, self.function_name, self.run_id, self.attempt, self.dispatch_key,
-                self.correlation_id, self.job_id, self.requested_at)
+    def params(self) -> dict[str, Any]:
+        """The parameters of ``start_run``."""
+        return {"run_key": self.run_key, "function_name": self.function_name,
+                "run_id": self.run_id, "attempt": self.attempt,
+                "dispatch_key": self.dispatch_key, "correlation_id": self.correlation_id,
+                "job_id": self.job_id, "requested_at": self.requested_at}
 
     def record(self, now: datetime | None = None) -> RunRecord:
         """The record of this attempt as just inserted (times from this process's clock)."""
@@ -159,7 +124,7 @@ class RunLedger:
         def insert(conn: psycopg.Connection) -> RunRecord:
             if conn.execute(START_SQL, start.params()).rowcount:
                 return start.record()
-            row = _fetch_one(conn, GET_SQL, (start.run_key,))
+            row = _fetch_one(conn, GET_SQL, {"run_key": start.run_key})
             assert row is not None  # the conflicting row is committed (DO NOTHING waited)
             return RunRecord.from_row(row)
 
@@ -171,16 +136,15 @@ class RunLedger:
         unique = {s.run_key: s for s in starts}
         if not unique:
             return []
-        query = _start_many_sql(len(unique))
-        params = tuple(p for s in unique.values() for p in s.params())
+        params = _start_many_params(unique.values())
 
         def insert(conn: psycopg.Connection) -> list[RunRecord]:
-            created = {r[0] for r in conn.execute(query, params).fetchall()}
+            created = {r[0] for r in conn.execute(START_MANY_SQL, params).fetchall()}
             now = datetime.now(UTC)
             out = [s.record(now) for key, s in unique.items() if key in created]
             existing = [key for key in unique if key not in created]
             if existing:
-                out += [RunRecord.from_row(r) for r in _fetch_all(conn, GET_MANY_SQL, (existing,))]
+                out += [RunRecord.from_row(r) for r in _fetch_all(conn, GET_MANY_SQL, {"run_keys": existing})]
             return out
 
         return self.db.run(insert)
@@ -197,7 +161,8 @@ class RunLedger:
     def _finish(self, run_key: str, status: str, error_class: str | None,
                 error: str | None) -> RunRecord:
         def update(conn: psycopg.Connection) -> dict[str, Any] | None:
-            return _fetch_one(conn, FINISH_SQL, (status, error_class, error, run_key))
+            return _fetch_one(conn, FINISH_SQL, {"status": status, "error_class": error_class,
+                                                 "terminal_error": error, "run_key": run_key})
 
         row = self.db.run(update)
         if row is not None:
@@ -208,17 +173,18 @@ class RunLedger:
         raise IllegalRunTransition("run", run_key, current.status if current else None, status)
 
     def get(self, run_key: str) -> RunRecord | None:
-        row = self.db.run(lambda c: _fetch_one(c, GET_SQL, (run_key,)))
+        row = self.db.run(lambda c: _fetch_one(c, GET_SQL, {"run_key": run_key}))
         return None if row is None else RunRecord.from_row(row)
 
     def latest(self, function_name: str, run_id: str) -> RunRecord | None:
         """The highest attempt of a run (what its status is)."""
-        row = self.db.run(lambda c: _fetch_one(c, LATEST_SQL, (run_id, function_name)))
+        row = self.db.run(lambda c: _fetch_one(
+            c, LATEST_SQL, {"run_id": run_id, "function_name": function_name}))
         return None if row is None else RunRecord.from_row(row)
 
     def history(self, job_ids: Sequence[int]) -> list[RunRecord]:
         """Every attempt recorded for these jobs, oldest first."""
-        rows = self.db.run(lambda c: _fetch_all(c, HISTORY_SQL, (list(job_ids),)))
+        rows = self.db.run(lambda c: _fetch_all(c, HISTORY_SQL, {"job_ids": list(job_ids)}))
         return [RunRecord.from_row(r) for r in rows]
 
     def latest_in_range(self, since: datetime, until: datetime,
@@ -227,7 +193,7 @@ class RunLedger:
         with self.db.connect() as conn, conn.transaction():
             # A named (server-side) cursor: the range may hold millions of runs.
             with conn.cursor(name="phasegate_reconcile", row_factory=dict_row) as cur:
-                cur.execute(LATEST_IN_RANGE_SQL, (since, until))
+                cur.execute(LATEST_IN_RANGE_SQL, {"since": since, "until": until})
                 while rows := cur.fetchmany(batch):
                     yield [RunRecord.from_row(r) for r in rows]
 
@@ -236,24 +202,25 @@ class RunLedger:
                             ) -> list[tuple[str | None, int]]:
         """The most frequent errors of FAILED attempts of ``error_class`` within ``within``."""
         rows = self.db.run(lambda c: c.execute(
-            TOP_ERRORS_SQL, (error_class.value, within.total_seconds(), limit)).fetchall())
+            TOP_ERRORS_SQL, {"error_class": error_class.value, "seconds": within.total_seconds(),
+                             "limit": limit}).fetchall())
         return [(r[0], int(r[1])) for r in rows]
 
 
-@functools.lru_cache(maxsize=64)
-def _start_many_sql(rows: int) -> str:
-    """The multi-row start statement for ``rows`` rows (composed once per batch size)."""
-    values = sql.SQL(", ").join([sql.SQL(_VALUES)] * rows)
-    return _q(_START_TEMPLATE, values=values) + START_MANY_RETURNING
+def _start_many_params(starts: Iterable[RunStart]) -> dict[str, list[Any]]:
+    """The parameters of ``start_runs``: per ``start_run`` parameter, the array of its
+    values, named in the plural (run_keys, attempts, ...); row i of each is start i."""
+    rows = [s.params() for s in starts]
+    return {f"{name}s": [r[name] for r in rows] for name in rows[0]}
 
 
-def _fetch_one(conn: psycopg.Connection, query: str | sql.Composed,
-               params: tuple[Any, ...]) -> dict[str, Any] | None:
+def _fetch_one(conn: psycopg.Connection, statement: str,
+               params: Mapping[str, Any]) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchone()
+        return cur.execute(statement, params).fetchone()
 
 
-def _fetch_all(conn: psycopg.Connection, query: str | sql.Composed,
-               params: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _fetch_all(conn: psycopg.Connection, statement: str,
+               params: Mapping[str, Any]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
+        return cur.execute(statement, params).fetchall()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ledger import flags
+from ledger import flags, sqlfiles
 from migrations import api as migrations_api
 from migrations import safe_ddl
 from rollout.executor import fault_point
@@ -86,19 +86,23 @@ def flag_action(phase: str, name: str, value: str, undo_value: str) -> Action:
 
         return run
 
-    sql = "INSERT INTO phasegate_flag (name, value, updated_by) VALUES ('{n}', '{v}', 'manual') " \
-          "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = 'manual';"
     return Action(
         id=f"{phase}.flag.{name}",
         title=f"set flag {name}={value}",
         changes=f"application flag {name}: {undo_value} -> {value}",
         apply=setter(value, wait=False),  # the phase's wait action follows it
         undo=setter(undo_value, wait=True),
-        manual_apply=(sql.format(n=name, v=value),),
-        manual_undo=(sql.format(n=name, v=undo_value), "sleep <flag_wait>"),
+        manual_apply=(manual_flag(name, value),),
+        manual_undo=(manual_flag(name, undo_value), "sleep <flag_wait>"),
         verify_undo=(f"SELECT value FROM phasegate_flag WHERE name = '{name}';  -- expect {undo_value}",),  # noqa: S608 (runbook text, never executed)
         estimate=lambda sizes, s: 0.01,
     )
+
+
+def manual_flag(name: str, value: str) -> str:
+    """A flag write as a runbook prints it: the statement ``flags.set_flag`` runs, with its
+    values written in (one statement for the code and the person, so they cannot differ)."""
+    return sqlfiles.render(flags.SET_SQL, {"name": name, "value": value, "actor": "manual"})
 
 
 def wait_action(phase: str, after: str) -> Action:

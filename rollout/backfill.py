@@ -16,17 +16,17 @@ import time
 from dataclasses import dataclass
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import text
 
-from ledger.sqlfiles import query
+from ledger import sqlfiles
 from rollout.executor import fault_point
 from rollout.phase import PhaseContext
 
 MAX_BACKOFF_SECONDS = 2.0
 
-
-def _q(name: str) -> str:
-    return query(__file__, "backfill.sql", name)
+BOUNDS_SQL = sqlfiles.query(__file__, "backfill", "backfill_bounds")
+BATCH_SQL = sqlfiles.query(__file__, "backfill", "backfill_runs")
+LOCK_WAITERS_SQL = sqlfiles.query(__file__, "backfill", "backfill_lock_waiters")
+REPLICATION_LAG_SQL = sqlfiles.query(__file__, "backfill", "backfill_replication_lag")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class BackfillResult:
 def _pressure(ctx: PhaseContext) -> bool:
     """True while the application is waiting on locks or a replica lags behind."""
     with ctx.engine.connect() as conn:
-        waiters = conn.execute(text(_q("lock_waiters"))).scalar() or 0
-        lag = float(conn.execute(text(_q("replication_lag"))).scalar() or 0)
+        waiters = sqlfiles.execute(conn, LOCK_WAITERS_SQL).scalar() or 0
+        lag = float(sqlfiles.execute(conn, REPLICATION_LAG_SQL).scalar() or 0)
     s = ctx.settings
     return waiters >= s.backfill_backoff_lock_waiters or lag > s.max_replication_lag_seconds
 
@@ -51,7 +51,7 @@ def run(ctx: PhaseContext) -> BackfillResult:
     cp = ctx.state.checkpoint
     if "backfill_until_id" not in cp:
         with ctx.engine.connect() as conn:
-            after_id, until_id = conn.execute(text(_q("backfill_bounds"))).one()
+            after_id, until_id = sqlfiles.execute(conn, BOUNDS_SQL).one()
         ctx.checkpoint(backfill_after_id=int(after_id), backfill_until_id=int(until_id),
                        backfill_start_id=int(after_id))
     after_id, until_id = int(cp["backfill_after_id"]), int(cp["backfill_until_id"])
@@ -67,7 +67,7 @@ def run(ctx: PhaseContext) -> BackfillResult:
         while after_id < until_id:
             batch_t0 = time.monotonic()
             with ctx.engine.begin() as conn:
-                row = conn.execute(text(_q("backfill_runs")), {
+                row = sqlfiles.execute(conn, BATCH_SQL, {
                     "after_id": after_id, "until_id": until_id, "batch_size": s.backfill_batch_size,
                 }).one()
             if row.last_id is None:

@@ -19,10 +19,11 @@ from typing import Any
 
 import psycopg
 import redis as redis_lib
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ledger import sqlfiles
 from ledger.errors import PhasegateError
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
@@ -57,6 +58,8 @@ from rollout.state import (
 log = logging.getLogger("phasegate.rollout")
 
 DONE = (GATED,)
+REACHABLE_SQL = sqlfiles.query(__file__, "engine", "database_reachable")
+HAS_JOBS_SQL = sqlfiles.query(__file__, "engine", "has_background_job")
 INACTIVE = ("pending", ROLLED_BACK)
 
 
@@ -159,7 +162,7 @@ class Rollout:
     def _check_reachable(self) -> None:
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                sqlfiles.execute(conn, REACHABLE_SQL)
         except OperationalError as exc:
             raise RolloutError(f"cannot reach the database of {self.target.name}: "
                                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
@@ -169,7 +172,7 @@ class Rollout:
         rev = migrations_api.current(self.target.db_url)
         if rev is None:
             with self.engine.connect() as conn:
-                has_jobs = conn.execute(text("SELECT to_regclass('background_job') IS NOT NULL")).scalar()
+                has_jobs = sqlfiles.execute(conn, HAS_JOBS_SQL).scalar()
             if not has_jobs:
                 raise RolloutError(
                     f"{self.target.name} has no background_job table and no migration state: "

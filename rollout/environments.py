@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger import sqlfiles
 from phasegate.errors import ConfigError
 from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, remember_url, sqlalchemy_url
 from rollout.settings import Settings
 
 CONFIG_FILE = "phasegate.toml"
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+CREATE_CI_DATABASE_SQL = sqlfiles.query(__file__, "environments", "create_ci_database")
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,8 @@ def open_target(env_name: str, project: Path, provider: str | None = None) -> It
     config = load_config(project)
     with ephemeral.postgres(provider) as pg, ephemeral.redis(provider) as rd:
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE phasegate_ci")
-        url = pg.sqlalchemy_url("phasegate_ci")
+            conn.execute(CREATE_CI_DATABASE_SQL)
+        url = pg.sqlalchemy_url("phasegate_ci")  # the database create_ci_database makes
         migrations_api.upgrade(url, "baseline")  # a throwaway target starts as the application's baseline
         yield Target("ci", url, rd.url, False,
                      Settings.from_mapping(config.get("settings", {})))

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger import flags
+from ledger import flags, sqlfiles
 from rollout import gates
 from rollout.environments import Target
 from rollout.phase import PHASE_ORDER, Sizes
 from rollout.phases import PHASES
 
+ROW_ESTIMATE_SQL = sqlfiles.query(__file__, "plan", "table_row_estimate")
 SIZED_TABLES = ("background_job", "background_function_run", "background_dispatch_window",
                 "background_dead_letter")
 
@@ -36,9 +36,7 @@ def table_sizes(engine: Engine | None) -> Sizes:
     try:
         with engine.connect() as conn:
             for table in SIZED_TABLES:
-                n = conn.execute(
-                    text("SELECT CASE WHEN c.reltuples < 0 THEN 0 ELSE c.reltuples::bigint END "
-                         "FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": table}).scalar()
+                n = sqlfiles.execute(conn, ROW_ESTIMATE_SQL, {"table": table}).scalar()
                 rows[table] = int(n or 0)
     except SQLAlchemyError:
         return Sizes()

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from ledger import sqlfiles
 from migrations.points import RENAMED
 from rollout.errors import LockHeld
 
@@ -33,6 +33,17 @@ APP_NAME_PREFIX = "phasegate-rollout"
 
 PENDING, APPLYING, APPLIED, GATED, FAILED = "pending", "applying", "applied", "gated", "failed"
 ROLLING_BACK, ROLLED_BACK = "rolling_back", "rolled_back"
+
+INSTALLED_SQL = sqlfiles.query(__file__, "state", "state_installed")
+GET_SQL = sqlfiles.query(__file__, "state", "phase_state")
+SAVE_SQL = sqlfiles.query(__file__, "state", "save_phase_state")
+PHASES_SQL = sqlfiles.query(__file__, "state", "phases_with_state")
+EVENT_SQL = sqlfiles.query(__file__, "state", "append_rollout_event")
+EVENTS_SQL = sqlfiles.query(__file__, "state", "recent_rollout_events")
+TRY_LOCK_SQL = sqlfiles.query(__file__, "state", "try_target_lock")
+LOCK_HOLDER_SQL = sqlfiles.query(__file__, "state", "target_lock_holder")
+LOCK_ALIVE_SQL = sqlfiles.query(__file__, "state", "target_lock_alive")
+UNLOCK_SQL = sqlfiles.query(__file__, "state", "release_target_lock")
 
 
 @dataclass
@@ -65,17 +76,13 @@ class StateStore:
 
     def installed(self) -> bool:
         with self.engine.connect() as conn:
-            return bool(conn.execute(text("SELECT to_regclass('phasegate_rollout_state') IS NOT NULL")).scalar())
+            return bool(sqlfiles.execute(conn, INSTALLED_SQL).scalar())
 
     def get(self, phase: str) -> PhaseState:
         if not self.installed():
             return PhaseState(phase)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT phase, status, rollout_id, direction, current_action, completed_actions, "
-                     "checkpoint, gate_results, actor, started_at, updated_at "
-                     "FROM phasegate_rollout_state WHERE phase = :p"), {"p": phase}
-            ).mappings().first()
+            row = sqlfiles.execute(conn, GET_SQL, {"phase": phase}).mappings().first()
         if not row:
             return PhaseState(phase)
         st = PhaseState(**row)
@@ -85,58 +92,39 @@ class StateStore:
         return st
 
     def save(self, st: PhaseState) -> None:
+        params = {
+            "phase": st.phase, "status": st.status, "rollout_id": st.rollout_id,
+            "direction": st.direction, "current_action": st.current_action,
+            "completed": json.dumps(st.completed_actions),
+            "checkpoint": json.dumps(st.checkpoint, default=str),
+            "gate": json.dumps(st.gate_results, default=str),
+            "actor": st.actor, "started_at": st.started_at,
+        }
         with self.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO phasegate_rollout_state AS s (phase, status, rollout_id, direction, "
-                    "current_action, completed_actions, checkpoint, gate_results, actor, started_at, updated_at) "
-                    "VALUES (:phase, :status, :rollout_id, :direction, :current_action, "
-                    "CAST(:completed AS jsonb), CAST(:checkpoint AS jsonb), CAST(:gate AS jsonb), :actor, "
-                    ":started_at, now()) ON CONFLICT (phase) DO UPDATE SET status = EXCLUDED.status, "
-                    "rollout_id = EXCLUDED.rollout_id, direction = EXCLUDED.direction, "
-                    "current_action = EXCLUDED.current_action, completed_actions = EXCLUDED.completed_actions, "
-                    "checkpoint = EXCLUDED.checkpoint, gate_results = EXCLUDED.gate_results, "
-                    "actor = EXCLUDED.actor, started_at = EXCLUDED.started_at, updated_at = now()"
-                ),
-                {
-                    "phase": st.phase, "status": st.status, "rollout_id": st.rollout_id,
-                    "direction": st.direction, "current_action": st.current_action,
-                    "completed": json.dumps(st.completed_actions),
-                    "checkpoint": json.dumps(st.checkpoint, default=str),
-                    "gate": json.dumps(st.gate_results, default=str),
-                    "actor": st.actor, "started_at": st.started_at,
-                },
-            )
+            sqlfiles.execute(conn, SAVE_SQL, params)
 
     def all(self) -> list[PhaseState]:
         if not self.installed():
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT phase FROM phasegate_rollout_state")).scalars().all()
+            rows = sqlfiles.execute(conn, PHASES_SQL).scalars().all()
         return [self.get(p) for p in rows]
 
     def event(self, rollout_id: str, phase: str, event: str, actor: str, *,
               action_id: str | None = None, outcome: str | None = None,
               detail: dict[str, Any] | None = None) -> None:
+        params = {"rollout_id": rollout_id, "phase": phase, "action_id": action_id,
+                  "event": event, "outcome": outcome, "actor": actor,
+                  "detail": json.dumps(detail or {}, default=str)}
         with self.engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO phasegate_rollout_event (rollout_id, phase, action_id, event, outcome, actor, detail) "
-                     "VALUES (:r, :p, :a, :e, :o, :actor, CAST(:d AS jsonb))"),
-                {"r": rollout_id, "p": phase, "a": action_id, "e": event, "o": outcome,
-                 "actor": actor, "d": json.dumps(detail or {}, default=str)},
-            )
+            sqlfiles.execute(conn, EVENT_SQL, params)
 
     def events(self, limit: int = 50, rollout_id: str | None = None) -> list[dict[str, Any]]:
         if not self.installed():
             return []
-        sql = ("SELECT id, rollout_id, phase, action_id, event, outcome, actor, detail, at "
-               "FROM phasegate_rollout_event")
-        params: dict[str, Any] = {"n": limit}
-        if rollout_id:
-            sql += " WHERE rollout_id = :r"
-            params["r"] = rollout_id
+        params = {"rollout_id": rollout_id or None, "limit": limit}
         with self.engine.connect() as conn:
-            rows = conn.execute(text(sql + " ORDER BY id DESC LIMIT :n"), params).mappings().all()
+            rows = sqlfiles.execute(conn, EVENTS_SQL, params).mappings().all()
         return [dict(r) for r in reversed(rows)]
 
 
@@ -153,16 +141,10 @@ class TargetLock:
         actor = "".join(ch for ch in self.actor if ch.isprintable())[:24]
         app = f"{APP_NAME_PREFIX} by {actor} since {since}"
         conn = psycopg.connect(self.dsn, autocommit=True, application_name=app)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        row = conn.execute(TRY_LOCK_SQL, {"lock_key": LOCK_KEY}).fetchone()
         got = bool(row and row[0])
         if not got:
-            holder = conn.execute(
-                "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (%s::bigint & 4294967295)::oid "
-                "AND l.classid = (%s::bigint >> 32)::oid AND l.database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                (LOCK_KEY, LOCK_KEY),
-            ).fetchone()
+            holder = conn.execute(LOCK_HOLDER_SQL, {"lock_key": LOCK_KEY}).fetchone()
             conn.close()
             who = f"{holder[0]} (pid {holder[1]})" if holder else "an unknown session"
             raise LockHeld(self.target, who)
@@ -173,12 +155,12 @@ class TargetLock:
         """Raise psycopg.OperationalError if the lock's session is gone (a server restart
         ends it, and the lock with it): the caller must stop before its next step."""
         if self.conn is not None:
-            self.conn.execute("SELECT 1")
+            self.conn.execute(LOCK_ALIVE_SQL)
 
     def __exit__(self, *exc: object) -> None:
         if self.conn is not None:
             try:
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                self.conn.execute(UNLOCK_SQL, {"lock_key": LOCK_KEY})
             except psycopg.Error:
                 pass  # the server dropped the session, and the lock with it
             self.conn.close()

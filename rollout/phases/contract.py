@@ -18,7 +18,13 @@ from ledger import redis_layout
 from ledger.redis_layout import STATUS_TTL_SECONDS
 from migrations.points import CONTRACT, EXPAND
 from rollout import gates
-from rollout.actions import flag_action, migrate_action, revisions_between, wait_action
+from rollout.actions import (
+    flag_action,
+    manual_flag,
+    migrate_action,
+    revisions_between,
+    wait_action,
+)
 from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
@@ -114,8 +120,7 @@ class ContractPhase:
                 manual_apply=(f"redis-cli --scan --pattern '{redis_layout.KEY_PREFIX}*' | xargs -n 100 redis-cli expire <ttl>",),
                 manual_undo=(
                     "-- the expiry cannot be undone: rebuild the legacy status store from the run ledger",
-                    "UPDATE phasegate_flag SET value = 'dual', updated_at = now(), updated_by = 'manual' "
-                    "WHERE name = 'write_mode';",
+                    manual_flag("write_mode", "dual"),
                     "sleep <flag_wait>",
                     f"invoke reconcile --env <env> --since {STATUS_TTL_SECONDS // 86400}d",
                     f"invoke migrate --env <env> --to {EXPAND}",

@@ -55,7 +55,7 @@ class DualWritePhase:
                 changes="inserts background_function_run rows (and dead letters for FAILED jobs) for jobs that existed before dual write",
                 apply=_backfill,
                 undo=None,
-                manual_apply=("-- see rollout/backfill.sql, block backfill_runs, run per id range",),
+                manual_apply=("-- see rollout/sql/backfill.sql, block backfill_runs, run per id range",),
                 manual_undo=("-- nothing to undo: backfilled rows are correct history; to remove them:",
                              "DELETE FROM background_function_run WHERE run_id LIKE 'job-%' AND created_at >= '<dual_write start>';"),
                 estimate=_backfill_estimate,

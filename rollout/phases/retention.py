@@ -59,7 +59,7 @@ class RetentionPhase:
                 apply=_first_prune,
                 undo=None,
                 irreversible=True,
-                manual_apply=("-- ledger/retention.sql blocks prune_runs and prune_windows, repeated until 0 rows",),
+                manual_apply=("-- ledger/sql/retention.sql blocks prune_runs and prune_windows, repeated until 0 rows",),
                 manual_undo=("-- deleted rows are not restored by phasegate; restore them from a backup or "
                              "point-in-time recovery if they are needed",),
                 estimate=_prune_estimate,

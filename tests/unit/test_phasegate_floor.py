@@ -102,7 +102,8 @@ def test_junit_counts_cases_and_failures() -> None:
 
 
 def test_verify_report_is_junit() -> None:
-    from rollout.verify import Step, junit as verify_junit
+    from rollout.verify import Step
+    from rollout.verify import junit as verify_junit
 
     steps = [Step("expand", True, 1.0, "", [{"check_id": "schema_objects", "verdict": "pass",
                                                "summary": "all present", "duration_ms": 12}]),

@@ -68,8 +68,8 @@ def test_top_terminal_errors_is_one_indexed_query(make_app) -> None:
     assert app.runs.top_terminal_errors() == [("ValueError: bad", 3), ("KeyError: 'x'", 2)]
     with psycopg.connect(to_dsn(app.test_db_url)) as conn:
         conn.execute("SET enable_seqscan = off")  # a 6-row table would be scanned otherwise
-        plan = conn.execute("EXPLAIN " + TOP_ERRORS_SQL.as_string(conn),
-                            ("TERMINAL", 86400, 10)).fetchall()
+        plan = conn.execute("EXPLAIN " + TOP_ERRORS_SQL,
+                            {"error_class": "TERMINAL", "seconds": 86400, "limit": 10}).fetchall()
     assert "ix_background_function_run_failed" in " ".join(r[0] for r in plan)
 
 

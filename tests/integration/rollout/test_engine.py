@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -52,7 +53,7 @@ def test_second_rollout_is_refused_naming_the_holder(ro, target) -> None:
 
 def test_lock_is_released_when_the_holder_dies(target) -> None:
     holder = subprocess.Popen(
-        ["python", "-c",
+        [sys.executable, "-c",
          "import sys, time, psycopg; c = psycopg.connect(sys.argv[1], autocommit=True); "
          "c.execute('SELECT pg_advisory_lock(%s)', (0x7068617365676174,)); print('locked', flush=True); time.sleep(60)",
          target.dsn], stdout=subprocess.PIPE, text=True)

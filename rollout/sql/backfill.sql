@@ -8,13 +8,13 @@ SELECT coalesce(min(id), 0) - 1 AS after_id, coalesce(max(id), 0) AS until_id FR
 -- backfill of the same attempt meet on the unique key instead of duplicating it.
 WITH batch AS (
     SELECT id FROM background_job
-    WHERE id > :after_id AND id <= :until_id
-    ORDER BY id LIMIT :batch_size
+    WHERE id > %(after_id)s AND id <= %(until_id)s
+    ORDER BY id LIMIT %(batch_size)s
 ), runs AS (
     INSERT INTO background_function_run (
         run_key, function_name, run_id, attempt, job_id, dispatch_key, correlation_id,
         requested_at, started_at, finished_at, duration_ms, status, error_class, terminal_error)
-    SELECT j.type || '\:job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
+    SELECT j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
            greatest(j.attempts, 1), j.id, j.dispatch_key, j.correlation_id,
            j.created_at, s.started_at, j.updated_at,
            -- The runner clears locked_at on finish, so the start is estimated from run_at;
@@ -25,7 +25,7 @@ WITH batch AS (
            CASE WHEN j.status = 'FAILED' THEN left(j.last_error, 2000) END
     FROM background_job j JOIN batch b ON b.id = j.id
         -- the id range lets the planner start at the batch, not at the table's first id
-        AND j.id > :after_id AND j.id <= (SELECT max(id) FROM batch)
+        AND j.id > %(after_id)s AND j.id <= (SELECT max(id) FROM batch)
     CROSS JOIN LATERAL (SELECT least(coalesce(j.locked_at, greatest(j.run_at, j.created_at)),
                                      j.updated_at) AS started_at) s
     WHERE j.status IN ('SUCCEEDED', 'FAILED')
@@ -38,7 +38,7 @@ WITH batch AS (
            j.correlation_id, j.updated_at
     FROM background_job j JOIN batch b ON b.id = j.id
         -- the id range lets the planner start at the batch, not at the table's first id
-        AND j.id > :after_id AND j.id <= (SELECT max(id) FROM batch)
+        AND j.id > %(after_id)s AND j.id <= (SELECT max(id) FROM batch)
     WHERE j.status = 'FAILED'
       AND NOT EXISTS (SELECT 1 FROM background_dead_letter d WHERE d.job_id = j.id)
     ON CONFLICT DO NOTHING
@@ -49,10 +49,10 @@ SELECT (SELECT max(id) FROM batch) AS last_id,
        (SELECT count(*) FROM runs) AS inserted_runs,
        (SELECT count(*) FROM letters) AS inserted_letters;
 
--- name: lock_waiters
+-- name: backfill_lock_waiters
 -- Sessions waiting on a lock right now: the backfill backs off while the application waits.
 SELECT count(*) FROM pg_locks WHERE NOT granted;
 
--- name: replication_lag
+-- name: backfill_replication_lag
 -- Worst replay lag of any replica, in seconds (0 without replicas).
 SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication;
