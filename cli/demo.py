@@ -17,7 +17,7 @@ from cli.base import clean_errors, project_dir
 )
 def demo(c, jobs=None, env="local", workers=None, rate=None):
     """Seed a realistic baseline, keep a live workload running, walk every phase with its gate."""
-    from rollout.demo import run_demo
+    from demo.run import run_demo
 
     # Parsed here, not by Invoke: its own int() of a typed default ends in a traceback.
     try:

@@ -1,7 +1,7 @@
 """``invoke verify``: every phase forward and back, with all gates, on throwaway servers.
 
-The CI job. Starts a throwaway Postgres + Redis (testcontainers by default), seeds a
-baseline, then walks:
+The CI job. On a throwaway Postgres + Redis (testcontainers by default) that ``invoke verify``
+has seeded with a baseline (:mod:`demo.seed`), walks:
 
 1. forward:  expand -> dual_write -> cutover -> retention (each gated);
 2. back:     retention -> cutover -> dual_write -> expand -> baseline (one rollback each);
@@ -26,7 +26,6 @@ from rollout.engine import Rollout
 from rollout.environments import Target
 from rollout.errors import IrreversibleStep, RolloutError
 from rollout.phase import PHASE_ORDER
-from rollout.seed import seed_baseline
 
 
 @dataclass
@@ -116,8 +115,3 @@ def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
     cases.set("failures", str(failures))
     cases.set("errors", "0")
     return ET.tostring(cases, encoding="unicode", xml_declaration=True)
-
-
-def seed(target: Target, jobs: int) -> None:
-    seed_baseline(target.db_url, target.redis_url, jobs=jobs,
-                  redis_statuses=min(jobs, 5000), duplicate_ticks=50)

@@ -4,7 +4,7 @@ Re-runnable: on ``--env local`` it drops and recreates its own database (``phase
 on the embedded cluster and uses its own Redis database number (flushed), so the user's
 ``phasegate_local`` is never touched; ``--env ci`` uses throwaway servers. Then it seeds a
 baseline (jobs in every state, legacy Redis statuses, duplicate cron ticks), starts the
-workload generator (:mod:`rollout.workload`), applies every phase with its gate, and prints
+workload generator (:mod:`demo.workload`), applies every phase with its gate, and prints
 one table per phase: duration, gate verdicts, and what the workload saw meanwhile. The
 rollback plans are written to ``plans/demo/``.
 """
@@ -24,11 +24,11 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
+from demo.workload import Summary, Workload, WorkloadConfig, summarize
 from ledger.errors import ConfigError
 from rollout.environments import Target, open_target, validate_env_name
 from rollout.phase import PHASE_ORDER
 from rollout.settings import Settings
-from rollout.workload import Summary, Workload, WorkloadConfig, summarize
 
 DEMO_DB = "phasegate_demo"
 DEMO_REDIS_DB = 1  # the local Redis's db 0 belongs to --env local itself
@@ -130,9 +130,9 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
              rate: float = 80.0, console: Console | None = None,
              plans_dir: Path | None = None) -> DemoResult:
     """Seed, start the workload, walk every phase forward with its gate; print as it goes."""
+    from demo.seed import JOB_TYPES, seed_baseline
+    from demo.workload import WORKLOAD_JOB_TYPE
     from rollout.engine import Rollout
-    from rollout.seed import JOB_TYPES, seed_baseline
-    from rollout.workload import WORKLOAD_JOB_TYPE
 
     if jobs < 100 or workers < 1 or rate <= 0:
         raise ConfigError("demo: --jobs must be at least 100, --workers and --rate positive")
