@@ -9,9 +9,7 @@ from alembic.script import ScriptDirectory
 
 from ledger import flags
 from migrations import api as migrations_api
-from migrations import safe_ddl
 from migrations.config import alembic_config
-from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
@@ -52,11 +50,7 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
     def apply(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)
         if _position(migrations_api.current(ctx.target.db_url)) < _position(revision):
-            safe_ddl.after_index_build = lambda name: fault_point("during", action_id)
-            try:
-                migrations_api.upgrade(ctx.target.db_url, revision)
-            finally:
-                safe_ddl.after_index_build = None
+            migrations_api.upgrade(ctx.target.db_url, revision)
 
     def undo(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)

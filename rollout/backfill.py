@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import text
 
+from infra.fault_injection import fault_point
 from ledger.sqlfiles import query
-from rollout.executor import fault_point
 from rollout.phase import PhaseContext
 
 MAX_BACKOFF_SECONDS = 2.0

@@ -14,12 +14,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.fault_injection import fault_point
 from ledger import redis_layout
 from ledger.redis_layout import STATUS_TTL_SECONDS
 from migrations.points import CONTRACT, EXPAND
 from rollout import gates
 from rollout.actions import flag_action, migrate_action, revisions_between, wait_action
-from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
