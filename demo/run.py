@@ -27,7 +27,7 @@ from rich.table import Table
 from demo.workload import Summary, Workload, WorkloadConfig, summarize
 from ledger.errors import ConfigError
 from rollout.environments import Target, open_target, validate_env_name
-from rollout.phase import PHASE_ORDER
+from rollout.phase import PHASE_ORDER, OnProgress
 from rollout.settings import Settings
 
 DEMO_DB = "phasegate_demo"
@@ -128,8 +128,9 @@ def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str], ...], str |
 
 def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
              rate: float = 80.0, console: Console | None = None,
-             plans_dir: Path | None = None) -> DemoResult:
-    """Seed, start the workload, walk every phase forward with its gate; print as it goes."""
+             plans_dir: Path | None = None, on_progress: OnProgress | None = None) -> DemoResult:
+    """Seed, start the workload, walk every phase forward with its gate; print as it goes.
+    ``on_progress`` receives the backfill's progress (``invoke demo`` draws it as a bar)."""
     from demo.seed import JOB_TYPES, seed_baseline
     from demo.workload import WORKLOAD_JOB_TYPE
     from rollout.engine import Rollout
@@ -149,8 +150,7 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
         cfg = WorkloadConfig(target.db_url, target.redis_url, workers=workers, rate=rate,
                              duration=600, flag_ttl=target.settings.flag_ttl_seconds,
                              job_types=(*JOB_TYPES, WORKLOAD_JOB_TYPE))  # drain the backlog
-        ro = Rollout(target, "demo", project=project, plans_dir=plans,
-                     show_progress=console.is_terminal)
+        ro = Rollout(target, "demo", project=project, plans_dir=plans, on_progress=on_progress)
         results: list[PhaseResult] = []
         records: list = []
         try:
