@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class DemoResult:
     seed_seconds: float
     workload: Summary
     plans_dir: Path
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -65,12 +64,12 @@ class DemoResult:
 
 
 @contextlib.contextmanager
-def demo_target(env: str, project: Path, settings: Settings = DEMO_SETTINGS) -> Iterator[Target]:
+def demo_target(env: str, project: Path) -> Iterator[Target]:
     """A fresh baseline database and an empty Redis database for the demo."""
     validate_env_name(env)
     if env == "ci":
         with open_target("ci", project) as t:
-            yield Target("demo", t.db_url, t.redis_url, False, settings)
+            yield Target("demo", t.db_url, t.redis_url, False, DEMO_SETTINGS)
         return
     if env != "local":
         raise ConfigError("the demo runs on --env local (embedded servers) or --env ci "
@@ -92,7 +91,7 @@ def demo_target(env: str, project: Path, settings: Settings = DEMO_SETTINGS) -> 
         r.flushdb()
     finally:
         r.close()
-    yield Target("demo", db_url, redis_url, False, settings)
+    yield Target("demo", db_url, redis_url, False, DEMO_SETTINGS)
 
 
 def _phase_table(res: PhaseResult) -> Table:
@@ -127,8 +126,8 @@ def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str], ...], str |
 
 
 def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
-             rate: float = 80.0, console: Console | None = None,
-             plans_dir: Path | None = None, on_progress: OnProgress | None = None) -> DemoResult:
+             rate: float = 80.0, plans_dir: Path | None = None,
+             on_progress: OnProgress | None = None) -> DemoResult:
     """Seed, start the workload, walk every phase forward with its gate; print as it goes.
     ``on_progress`` receives the backfill's progress (``invoke demo`` draws it as a bar)."""
     from demo.seed import JOB_TYPES, seed_baseline
@@ -137,7 +136,7 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
 
     if jobs < 100 or workers < 1 or rate <= 0:
         raise ConfigError("demo: --jobs must be at least 100, --workers and --rate positive")
-    console = console or Console()
+    console = Console()
     plans = plans_dir or project / "plans" / "demo"
     t_start = time.monotonic()
     with demo_target(env, project) as target:

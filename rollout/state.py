@@ -94,13 +94,6 @@ class StateStore:
                 },
             )
 
-    def all(self) -> list[PhaseState]:
-        if not self.installed():
-            return []
-        with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT phase FROM phasegate_rollout_state")).scalars().all()
-        return [self.get(p) for p in rows]
-
     def event(self, rollout_id: str, phase: str, event: str, actor: str, *,
               action_id: str | None = None, outcome: str | None = None,
               detail: dict[str, Any] | None = None) -> None:

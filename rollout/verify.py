@@ -27,6 +27,8 @@ from rollout.environments import Target
 from rollout.errors import IrreversibleStep, RolloutError
 from rollout.phase import PHASE_ORDER
 
+SUITE = "phasegate.verify"  # the JUnit suite a red build names
+
 
 @dataclass
 class Step:
@@ -51,10 +53,10 @@ def _rollback_one(ro: Rollout, to: str) -> Any:
     return ro.rollback(to)[0]
 
 
-def walk(target: Target, plans_dir: Path, actor: str = "verify",
+def walk(target: Target, plans_dir: Path,
          report: Callable[[Step], None] | None = None) -> list[Step]:
     """Run the whole walk; stops at the first failed step (later steps would be noise)."""
-    ro = Rollout(target, actor, plans_dir=plans_dir)
+    ro = Rollout(target, "verify", plans_dir=plans_dir)
     steps: list[Step] = []
 
     def record(step: Step) -> bool:
@@ -87,14 +89,14 @@ def walk(target: Target, plans_dir: Path, actor: str = "verify",
     return steps
 
 
-def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
+def junit(steps: list[Step]) -> str:
     """JUnit XML: one case per step, one per gate check under it."""
-    cases = ET.Element("testsuite", name=suite)
+    cases = ET.Element("testsuite", name=SUITE)
     failures = 0
     total = 0
     for step in steps:
         total += 1
-        case = ET.SubElement(cases, "testcase", classname=suite, name=step.name,
+        case = ET.SubElement(cases, "testcase", classname=SUITE, name=step.name,
                              time=f"{step.seconds:.3f}")
         if not step.ok:
             failures += 1
@@ -103,7 +105,7 @@ def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
             ET.SubElement(case, "system-out").text = step.message
         for check in step.checks:
             total += 1
-            sub = ET.SubElement(cases, "testcase", classname=f"{suite}.{step.name}",
+            sub = ET.SubElement(cases, "testcase", classname=f"{SUITE}.{step.name}",
                                 name=str(check.get("check_id")),
                                 time=f"{float(check.get('duration_ms', 0)) / 1000:.3f}")
             if check.get("verdict") == "fail":
