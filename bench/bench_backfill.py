@@ -62,10 +62,10 @@ def _context(target, engine):  # type: ignore[no-untyped-def]
 
 
 def measure(rows: int, batch_size: int) -> tuple[Comparison, dict[str, object]]:
+    from demo.seed import seed_baseline
     from migrations import api
     from rollout import backfill
     from rollout.environments import Target
-    from rollout.seed import seed_baseline
     from rollout.settings import Settings
 
     with servers("baseline") as srv:

@@ -3,7 +3,7 @@
     python -m bench.bench_index_build                 # 2M rows (a 2-core machine)
     python -m bench.bench_index_build --rows 10000000
 
-Seeds N jobs, starts the live workload (``rollout/workload.py``, the ledger API as the
+Seeds N jobs, starts the live workload (``demo/workload.py``, the ledger API as the
 application uses it), records ``--rest-seconds`` at rest, then builds an index with
 ``migrations.safe_ddl``'s statement shape (``CREATE INDEX CONCURRENTLY`` under
 ``lock_timeout``) and records the workload during the build. The ratio is the workload's
@@ -24,7 +24,7 @@ import psycopg  # noqa: E402
 
 from bench._common import servers  # noqa: E402
 from bench._zdt_common import Stopwatch, print_table, write_results  # noqa: E402
-from rollout.workload import Workload, WorkloadConfig, summarize  # noqa: E402
+from demo.workload import Workload, WorkloadConfig, summarize  # noqa: E402
 
 P99_TARGET = 2.0
 BUILD = "CREATE INDEX CONCURRENTLY ix_bench_job_type_created ON background_job (type, created_at)"
@@ -32,8 +32,8 @@ BUILD = "CREATE INDEX CONCURRENTLY ix_bench_job_type_created ON background_job (
 
 def measure(rows: int, rest_seconds: float, workers: int, rate: float,
             lock_timeout_ms: int) -> dict[str, Any]:
-    from rollout.seed import JOB_TYPES, seed_baseline
-    from rollout.workload import WORKLOAD_JOB_TYPE
+    from demo.seed import JOB_TYPES, seed_baseline
+    from demo.workload import WORKLOAD_JOB_TYPE
 
     with servers("baseline") as srv:
         print(f"seeding {rows:,} jobs ...", flush=True)

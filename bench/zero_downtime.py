@@ -12,7 +12,7 @@ rolled back — its legacy keys have expired — so it comes last)::
     expand, dual_write, cutover, retention, contract               forward again, to the end
     after                                                          at rest on the new schema
 
-The workload (``rollout/workload.py``) runs from before ``at_rest`` to the end of ``after``;
+The workload (``demo/workload.py``) runs from before ``at_rest`` to the end of ``after``;
 pgbench runs inserts and updates on ``background_job`` over the same span (so the at-rest
 baseline carries the same background load). Per segment: operations, failed writes and
 reads, p50/p99/max latency, the longest stall, p99 vs at rest, and pgbench's transactions,
@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._zdt_common import RESULTS, PgBench, PgBenchRun, print_table, write_results  # noqa: E402
-from rollout.workload import OpRecord, Workload, WorkloadConfig, summarize  # noqa: E402
+from demo.workload import OpRecord, Workload, WorkloadConfig, summarize  # noqa: E402
 
 STALL_MARGIN_MS = 100.0  # a write may wait at most lock_timeout + this
 P99_RATIO_TARGET = 2.0
@@ -114,9 +114,9 @@ def drive(target: Any, *, workers: int, rate: float, rest_seconds: float, use_pg
     """Run the workload (and pgbench) through ``steps`` on a seeded baseline ``target``."""
     import tempfile
 
+    from demo.seed import JOB_TYPES
+    from demo.workload import WORKLOAD_JOB_TYPE
     from rollout.engine import Rollout
-    from rollout.seed import JOB_TYPES
-    from rollout.workload import WORKLOAD_JOB_TYPE
 
     # The runners drain the seeded backlog too, as the application would: a runner that
     # skipped it would scan past every seeded PENDING row on each claim.
@@ -267,8 +267,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from demo.seed import seed_baseline
     from rollout.environments import open_target
-    from rollout.seed import seed_baseline
     from rollout.settings import Settings
 
     args = _parse(argv)
@@ -343,7 +343,7 @@ def write_png(path: Path, segments: list[Segment], records: list[OpRecord],
 
 
 def _rolling_p99(records: list[OpRecord], t0: float) -> tuple[list[float], list[float]]:
-    from rollout.workload import percentile
+    from demo.workload import percentile
 
     buckets: dict[int, list[float]] = {}
     for r in records:

@@ -70,6 +70,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 def lint(c, paths=None, format="table", output=None, rules=False):
     """Lint migrations for lock and compatibility hazards (Alembic ops and raw SQL)."""
     from checks.lint import RULES, failed, lint_paths, render_findings
+    from cli.check_render import findings_table
 
     if rules:
         for r in RULES.values():
@@ -84,7 +85,8 @@ def lint(c, paths=None, format="table", output=None, rules=False):
         files = _count_files(targets)
         findings = lint_paths(targets)
     errors = sum(1 for f in findings if f.severity == "error")
-    _emit(render_findings(findings, format, files), output,
+    text = findings_table(findings, files) if format == "table" else render_findings(findings, format, files)
+    _emit(text, output,
           f"{files} file(s) linted: {errors} error(s)")
     if failed(findings):
         raise Exit(f"phasegate: migration lint found {errors} error(s)", code=1)
@@ -119,6 +121,7 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
           list=False):
     """Run gate checks against an environment (read-only)."""
     import checks
+    from cli.check_render import results_table
     from rollout import gates
 
     if list:
@@ -144,7 +147,8 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
             ctx = gates.context(target.db_url, target.redis_url, target.settings, **params)
             results = checks.run_checks(ids, ctx)
     fails = sum(1 for r in results if r.verdict is checks.Verdict.FAIL)
-    _emit(checks.render(results, format), output,
+    text = results_table(results) if format == "table" else checks.render(results, format)
+    _emit(text, output,
           f"{len(results)} check(s): {fails} failed")
     if not checks.passed(results):
         raise Exit(f"phasegate: {fails} check(s) failed", code=1)

@@ -17,7 +17,10 @@ from cli.base import clean_errors, project_dir
 )
 def demo(c, jobs=None, env="local", workers=None, rate=None):
     """Seed a realistic baseline, keep a live workload running, walk every phase with its gate."""
-    from rollout.demo import run_demo
+    from rich.console import Console
+
+    from cli.progress import progress_bars
+    from demo.run import run_demo
 
     # Parsed here, not by Invoke: its own int() of a typed default ends in a traceback.
     try:
@@ -26,8 +29,10 @@ def demo(c, jobs=None, env="local", workers=None, rate=None):
         rate = float(rate) if rate is not None else 80.0
     except ValueError:
         raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=1) from None
-    with clean_errors():
-        result = run_demo(env, project_dir(), jobs=jobs, workers=workers, rate=rate)
+    # Bars only on a terminal (Rich's own test, as for the rest of the demo's output).
+    with clean_errors(), progress_bars(Console().is_terminal) as bars:
+        result = run_demo(env, project_dir(), jobs=jobs, workers=workers, rate=rate,
+                          on_progress=bars)
     if not result.ok:
         failed = next((p for p in result.phases if p.outcome != "gated"), None)
         where = f"{failed.phase}: {failed.error or failed.outcome}" if failed else "incomplete"

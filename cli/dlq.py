@@ -1,19 +1,50 @@
 """``invoke dlq.list|show|requeue|discard``: the operator's dead-letter actions.
 
 The target database comes from ``--db-url`` (or ``PHASEGATE_DB_URL``), else from the
-environment named by ``--env`` (default ``local``) via ``rollout.environments``.
+environment named by ``--env`` (default ``local``) via ``rollout.environments``. Flags are
+parsed here; what ``list`` and ``show`` print is ``cli/dlq_render.py``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 
 from invoke import task
 
 from cli.base import clean_errors, project_dir
+from ledger.errors import ConfigError
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
+FORMATS = ("table", "json")
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> timedelta:
+    """'90s', '15m', '1h', '2d', '1w' -> timedelta; anything else is a ConfigError."""
+    m = _AGE.match(text or "")
+    if not m:
+        raise ConfigError(f"--older-than must look like 30m, 1h or 2d, not {text!r}")
+    return timedelta(seconds=float(m[1]) * _UNIT_SECONDS[m[2]])
+
+
+def parse_id(text: object) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise ConfigError(f"--id must be a dead letter's number, not {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"--id must be a positive number, not {value}")
+    return value
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return fmt
 
 
 def _db_errors() -> tuple[type[BaseException], ...]:
@@ -38,8 +69,6 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
 
 
 def _operator(operator: str | None) -> str:
-    from ledger.errors import ConfigError
-
     who = operator or os.environ.get("USER") or os.environ.get("LOGNAME")
     if not who:
         raise ConfigError("say who you are: --operator NAME (no $USER set)")
@@ -54,24 +83,24 @@ def _operator(operator: str | None) -> str:
 def list_(c, function=None, error_class=None, older_than=None, status="OPEN", limit=100,
           format="table", env="local", db_url=None):
     """List dead letters (newest first)."""
-    from ledger import operator as op
+    from cli import dlq_render
 
     with clean_errors(*_db_errors()):
-        fmt = op.check_format(format)
-        age = op.parse_age(older_than) if older_than else None
+        fmt = check_format(format)
+        age = parse_age(older_than) if older_than else None
         klass = error_class.upper() if error_class else None
         if klass not in (None, "RETRIABLE", "TERMINAL"):
-            raise op.ConfigError(f"--error-class must be retriable or terminal, not {error_class!r}")
+            raise ConfigError(f"--error-class must be retriable or terminal, not {error_class!r}")
         wanted = None if status.lower() == "all" else status.upper()
         if wanted not in (None, "OPEN", "REQUEUED", "DISCARDED"):
-            raise op.ConfigError(f"--status must be OPEN, REQUEUED, DISCARDED or all, not {status!r}")
+            raise ConfigError(f"--status must be OPEN, REQUEUED, DISCARDED or all, not {status!r}")
         letters = _dead_letters(env, db_url).list(function=function, error_class=klass,
                                                   older_than=age, status=wanted,
                                                   limit=int(limit))
         if fmt == "json":
-            print(op.to_json(letters))
+            print(dlq_render.to_json(letters))
         else:
-            op.print_letters(letters)
+            dlq_render.print_letters(letters)
 
 
 @task(help={"id": "dead letter id", "format": "table | json",
@@ -79,26 +108,24 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
             "env": ENV_HELP, "db_url": URL_HELP})
 def show(c, id=None, format="table", operator=None, env="local", db_url=None):
     """Show one dead letter with its full attempt history and audit trail."""
-    from ledger import operator as op
+    from cli import dlq_render
 
     with clean_errors(*_db_errors()):
-        fmt = op.check_format(format)
+        fmt = check_format(format)
         who = operator or os.environ.get("USER") or os.environ.get("LOGNAME")
-        detail = _dead_letters(env, db_url).show(op.parse_id(id), operator=who)
+        detail = _dead_letters(env, db_url).show(parse_id(id), operator=who)
         if fmt == "json":
-            print(op.to_json(detail))
+            print(dlq_render.to_json(detail))
         else:
-            op.print_detail(detail)
+            dlq_render.print_detail(detail)
 
 
 @task(help={"id": "dead letter id", "operator": "who is acting (default $USER)",
             "reason": "why (recorded in the audit)", "env": ENV_HELP, "db_url": URL_HELP})
 def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
     """Send an OPEN dead letter back to the queue as a fresh job (audited)."""
-    from ledger import operator as op
-
     with clean_errors(*_db_errors()):
-        dl_id, who = op.parse_id(id), _operator(operator)
+        dl_id, who = parse_id(id), _operator(operator)
         res = _dead_letters(env, db_url).requeue(dl_id, who, reason)
     print(f"dead letter {res.dead_letter_id} requeued as job {res.new_job_id} "
           f"(correlation {res.correlation_id})")
@@ -108,9 +135,7 @@ def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
             "operator": "who is acting (default $USER)", "env": ENV_HELP, "db_url": URL_HELP})
 def discard(c, id=None, reason=None, operator=None, env="local", db_url=None):
     """Close an OPEN dead letter with a reason; history is kept (audited)."""
-    from ledger import operator as op
-
     with clean_errors(*_db_errors()):
-        dl_id, who = op.parse_id(id), _operator(operator)
+        dl_id, who = parse_id(id), _operator(operator)
         done = _dead_letters(env, db_url).discard(dl_id, who, reason or "")
     print(f"dead letter {done.id} discarded by {done.resolved_by}: {done.resolution_reason}")

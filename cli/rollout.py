@@ -91,9 +91,11 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
         raise Exit("phasegate: give exactly one of --phase P, --rollback [--to P], --status", code=1)
     if to and not rollback:
         raise Exit("phasegate: --to goes with --rollback", code=1)
+    from cli.progress import progress_bars
+
     show = sys.stdout.isatty() if progress is None else bool(progress)
-    with clean_errors(), open_target(env, project_dir()) as target:
-        engine = Rollout(target, _actor(actor), project=project_dir(), show_progress=show)
+    with clean_errors(), open_target(env, project_dir()) as target, progress_bars(show) as bars:
+        engine = Rollout(target, _actor(actor), project=project_dir(), on_progress=bars)
         try:
             if status:
                 _print_status(engine.status(), format)

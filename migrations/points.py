@@ -6,8 +6,6 @@ The rollout engine upgrades or downgrades to a point, never to an arbitrary revi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 BASELINE = "p0001_baseline"
 KIT = "p0002_kit"
 EXPAND = "p0012_expand_dead_letter_job_ix"
@@ -30,11 +28,3 @@ HEAD = CONTRACT
 RENAMED: dict[str, str] = {
     "p0010_contract_legacy_job_index": "p0013_contract_legacy_job_index",
 }
-
-
-@dataclass(frozen=True)
-class RevisionGroup:
-    """Which group a revision belongs to, from its ``phase`` module attribute."""
-
-    revision: str
-    phase: str  # baseline | kit | expand | contract

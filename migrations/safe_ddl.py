@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from infra.fault_injection import fault_point
 from phasegate.errors import IrreversibleMigration as IrreversibleMigration  # re-exported
 
 log = logging.getLogger("phasegate.migrations")
@@ -160,11 +161,6 @@ def _autocommit_ddl(ddl_for: Callable[[Connection], str], what: str) -> int:
                                in_transaction=False)
 
 
-# Crash tests: called with the index name after each concurrent build (the rollout sets it
-# to its fault-injection point while a revision runs, to kill the process mid-revision).
-after_index_build: Callable[[str], None] | None = None
-
-
 def create_index_concurrently(
     name: str,
     table: str,
@@ -195,8 +191,7 @@ def create_index_concurrently(
 
         done = with_lock_retry(conn, build, what=f"create index {name}", in_transaction=False,
                                on_retry=drop_invalid)
-    if after_index_build is not None:
-        after_index_build(name)
+    fault_point("during")  # crash tests: killed between two index builds of one revision
     return done
 
 

@@ -7,8 +7,6 @@ import time
 
 from ledger import flags, sqlfiles
 from migrations import api as migrations_api
-from migrations import safe_ddl
-from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
@@ -42,11 +40,7 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
     def apply(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)
         if _position(migrations_api.current(ctx.target.db_url)) < _position(revision):
-            safe_ddl.after_index_build = lambda name: fault_point("during", action_id)
-            try:
-                migrations_api.upgrade(ctx.target.db_url, revision)
-            finally:
-                safe_ddl.after_index_build = None
+            migrations_api.upgrade(ctx.target.db_url, revision)
 
     def undo(ctx: PhaseContext) -> None:
         _export_ddl_settings(ctx.settings)

@@ -1,4 +1,4 @@
-"""Backfill of history into the run ledger: bounded, resumable, throttled, with progress.
+"""Backfill of history into the run ledger: bounded, resumable, throttled, reporting progress.
 
 Keyset-paginated over ``background_job.id`` up to the highest id that existed when the
 backfill started (later jobs are covered by the live dual write). Each batch is one
@@ -8,6 +8,9 @@ replayed after a crash between its commit and its checkpoint changes nothing.
 
 The throttle holds a target rate (rows/s; 0 = none) and backs off, doubling its pause up to
 2 s, while sessions wait on locks or a replica lags: the application comes first.
+
+Progress goes to ``ctx.on_progress`` (a :class:`rollout.phase.ProgressEvent` after every
+batch, and a last one when it stops); the CLI draws it, this module never prints.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+from infra.fault_injection import fault_point
 from ledger import sqlfiles
-from rollout.executor import fault_point
-from rollout.phase import PhaseContext
+from rollout.phase import PhaseContext, ProgressEvent
 
 MAX_BACKOFF_SECONDS = 2.0
+ACTION_ID = "dual_write.backfill"
 
 BOUNDS_SQL = sqlfiles.query(__file__, "backfill", "backfill_bounds")
 BATCH_SQL = sqlfiles.query(__file__, "backfill", "backfill_runs")
@@ -58,12 +60,15 @@ def run(ctx: PhaseContext) -> BackfillResult:
     total = max(0, until_id - int(cp.get("backfill_start_id", after_id)))
     s = ctx.settings
     t0, scanned, runs, letters, batches, pause = time.monotonic(), 0, 0, 0, 0, 0.0
-    progress = Progress(TextColumn("backfill"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} ids"),
-                        TextColumn("{task.fields[rate]:,.0f} rows/s"), TimeRemainingColumn(),
-                        disable=not ctx.show_progress, transient=False)
-    with progress:
-        task = progress.add_task("backfill", total=total or 1, rate=0.0,
-                                 completed=total - max(0, until_id - after_id))
+
+    def report(finished: bool = False) -> None:
+        if ctx.on_progress is not None:
+            rate = scanned / max(time.monotonic() - t0, 1e-6)
+            ctx.on_progress(ProgressEvent(ACTION_ID, total - max(0, until_id - after_id), total,
+                                          rate, finished=finished))
+
+    report()
+    try:
         while after_id < until_id:
             batch_t0 = time.monotonic()
             with ctx.engine.begin() as conn:
@@ -77,9 +82,8 @@ def run(ctx: PhaseContext) -> BackfillResult:
             batches += 1
             ctx.checkpoint(backfill_after_id=after_id)
             if batches == 1:
-                fault_point("during", "dual_write.backfill")
-            elapsed = time.monotonic() - t0
-            progress.update(task, completed=total - (until_id - after_id), rate=scanned / max(elapsed, 1e-6))
+                fault_point("during", ACTION_ID)
+            report()
             # Throttle: hold the target rate, and back off while the application is under pressure.
             wait = 0.0
             if s.backfill_rows_per_second > 0:
@@ -88,6 +92,8 @@ def run(ctx: PhaseContext) -> BackfillResult:
                 pause = min(MAX_BACKOFF_SECONDS, max(0.05, pause * 2)) if _pressure(ctx) else 0.0
             if max(wait, pause) > 0:
                 time.sleep(max(wait, pause))
+    finally:
+        report(finished=True)  # also on failure: the display stops where the backfill did
     result = BackfillResult(scanned, runs, letters, round(time.monotonic() - t0, 3), batches)
-    ctx.log.info("backfill done: %s", result, extra={"action_id": "dual_write.backfill"})
+    ctx.log.info("backfill done: %s", result, extra={"action_id": ACTION_ID})
     return result

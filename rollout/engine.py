@@ -42,7 +42,7 @@ from rollout.errors import (
     RollbackFailed,
     RolloutError,
 )
-from rollout.phase import PHASE_ORDER, Phase, PhaseContext
+from rollout.phase import PHASE_ORDER, OnProgress, Phase, PhaseContext
 from rollout.phases import PHASES
 from rollout.state import (
     APPLIED,
@@ -94,11 +94,11 @@ class Rollout:
     """A rollout of one target, run by one actor."""
 
     def __init__(self, target: Target, actor: str, *, project: Path | None = None,
-                 show_progress: bool = False, plans_dir: Path | None = None) -> None:
+                 on_progress: OnProgress | None = None, plans_dir: Path | None = None) -> None:
         self.target, self.actor = target, actor
         self.project = project or Path.cwd()
         self.plans_dir = plans_dir or self.project / "plans" / target.name
-        self.show_progress = show_progress
+        self.on_progress = on_progress  # long actions report here (the CLI draws bars)
         self.engine: Engine = create_engine(target.db_url, pool_pre_ping=True, pool_size=2,
                                             max_overflow=2)
         self.store = StateStore(self.engine)
@@ -124,7 +124,7 @@ class Rollout:
             target=self.target, engine=self.engine,
             redis=redis_lib.Redis.from_url(self.target.redis_url, socket_timeout=10),
             settings=self.target.settings, actor=self.actor, rollout_id=rollout_id,
-            store=self.store, state=state, log=adapter, show_progress=self.show_progress,
+            store=self.store, state=state, log=adapter, on_progress=self.on_progress,
             guard=guard,
         )
 

@@ -6,13 +6,12 @@ with the rollout id, phase and action id. If an undo fails too, both errors are 
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import psycopg
 import redis
 
+from infra.fault_injection import fault_point, running
 from rollout.errors import ActionFailed, Interrupted, IrreversibleStep, RollbackFailed
 from rollout.phase import Action, PhaseContext
 from rollout.state import APPLYING, ROLLED_BACK, ROLLING_BACK
@@ -23,7 +22,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-FAULT_ENV = "PHASEGATE_FAULT_INJECT"
 # SQLSTATEs of a server going away: admin/crash shutdown, cannot connect now (class 08 too).
 _GONE = ("57P01", "57P02", "57P03")
 
@@ -45,14 +43,6 @@ def connection_lost(exc: BaseException | None) -> bool:
     return False
 
 
-def fault_point(where: str, action_id: str) -> None:
-    """Crash-test hook: SIGKILL this process at ``where:action_id`` when the variable
-    ``PHASEGATE_FAULT_INJECT`` names it (e.g. ``after:expand.migrate.p0005_expand_function_run``).
-    Unset in normal runs; the crash matrix sets it for one child process at a time."""
-    if os.environ.get(FAULT_ENV) == f"{where}:{action_id}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
     """Apply every action not yet checkpointed, in order. Raises ActionFailed."""
     st = ctx.state
@@ -67,7 +57,8 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
         ctx.log.info("apply: %s", action.title, extra={"action_id": action.id})
         t0 = time.monotonic()
         try:
-            action.apply(ctx)
+            with running(action.id):  # a revision's index builds name only the point
+                action.apply(ctx)
         except Interrupted:
             raise
         except Exception as exc:

@@ -55,6 +55,23 @@ class Action:
     long_running: bool = False  # the crash matrix also kills it mid-way
 
 
+@dataclass(frozen=True)
+class ProgressEvent:
+    """How far a long action has come, for whoever shows it: the library only reports, the
+    CLI draws the bar (``cli/progress.py``)."""
+
+    action_id: str  # the reporting action, e.g. "dual_write.backfill"
+    done: int  # in ``unit``s, counting what an earlier, killed run did before this one resumed
+    total: int  # in ``unit``s; 0 when there is nothing to do
+    rows_per_second: float  # rows this run handled per second so far
+    unit: str = "ids"
+    finished: bool = False  # the action's last event: it stopped, done or failed
+
+
+# Called with every event, in the rollout's own thread; None: nobody is watching.
+OnProgress = Callable[[ProgressEvent], None]
+
+
 @dataclass
 class PhaseContext:
     """What an action sees: the target, its connections and the running state."""
@@ -68,8 +85,7 @@ class PhaseContext:
     store: StateStore
     state: PhaseState
     log: logging.LoggerAdapter
-    show_progress: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    on_progress: OnProgress | None = None
     # Raises when the rollout may not go on (its lock's session died); called before every
     # action and every checkpoint.
     guard: Callable[[], None] = field(default=lambda: None)

@@ -37,7 +37,6 @@ ROLLING_BACK, ROLLED_BACK = "rolling_back", "rolled_back"
 INSTALLED_SQL = sqlfiles.query(__file__, "state", "state_installed")
 GET_SQL = sqlfiles.query(__file__, "state", "phase_state")
 SAVE_SQL = sqlfiles.query(__file__, "state", "save_phase_state")
-PHASES_SQL = sqlfiles.query(__file__, "state", "phases_with_state")
 EVENT_SQL = sqlfiles.query(__file__, "state", "append_rollout_event")
 EVENTS_SQL = sqlfiles.query(__file__, "state", "recent_rollout_events")
 TRY_LOCK_SQL = sqlfiles.query(__file__, "state", "try_target_lock")
@@ -102,13 +101,6 @@ class StateStore:
         }
         with self.engine.begin() as conn:
             sqlfiles.execute(conn, SAVE_SQL, params)
-
-    def all(self) -> list[PhaseState]:
-        if not self.installed():
-            return []
-        with self.engine.connect() as conn:
-            rows = sqlfiles.execute(conn, PHASES_SQL).scalars().all()
-        return [self.get(p) for p in rows]
 
     def event(self, rollout_id: str, phase: str, event: str, actor: str, *,
               action_id: str | None = None, outcome: str | None = None,

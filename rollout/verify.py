@@ -1,7 +1,7 @@
 """``invoke verify``: every phase forward and back, with all gates, on throwaway servers.
 
-The CI job. Starts a throwaway Postgres + Redis (testcontainers by default), seeds a
-baseline, then walks:
+The CI job. On a throwaway Postgres + Redis (testcontainers by default) that ``invoke verify``
+has seeded with a baseline (:mod:`demo.seed`), walks:
 
 1. forward:  expand -> dual_write -> cutover -> retention (each gated);
 2. back:     retention -> cutover -> dual_write -> expand -> baseline (one rollback each);
@@ -27,7 +27,8 @@ from rollout.engine import Rollout
 from rollout.environments import Target
 from rollout.errors import IrreversibleStep, RolloutError
 from rollout.phase import PHASE_ORDER
-from rollout.seed import seed_baseline
+
+SUITE = "phasegate.verify"  # the JUnit suite a red build names
 
 
 @dataclass
@@ -53,10 +54,10 @@ def _rollback_one(ro: Rollout, to: str) -> Any:
     return ro.rollback(to)[0]
 
 
-def walk(target: Target, plans_dir: Path, actor: str = "verify",
+def walk(target: Target, plans_dir: Path,
          report: Callable[[Step], None] | None = None) -> list[Step]:
     """Run the whole walk; stops at the first failed step (later steps would be noise)."""
-    ro = Rollout(target, actor, plans_dir=plans_dir)
+    ro = Rollout(target, "verify", plans_dir=plans_dir)
     steps: list[Step] = []
 
     def record(step: Step) -> bool:
@@ -89,22 +90,18 @@ def walk(target: Target, plans_dir: Path, actor: str = "verify",
     return steps
 
 
-def junit(steps: list[Step], suite: str = "phasegate.verify") -> str:
+def junit(steps: list[Step]) -> str:
     """JUnit XML: one case per step, one per gate check under it."""
     cases: list[Case] = []
     for step in steps:
-        cases.append(Case(suite, step.name, step.seconds,
+        cases.append(Case(SUITE, step.name, step.seconds,
                           failure=None if step.ok else step.message, details=step.message or None))
         for check in step.checks:
             failed = check.get("verdict") == "fail"
             summary = str(check.get("summary", ""))
-            cases.append(Case(f"{suite}.{step.name}", str(check.get("check_id")),
+            cases.append(Case(f"{SUITE}.{step.name}", str(check.get("check_id")),
                               float(check.get("duration_ms", 0)) / 1000,
                               failure=summary if failed else None,
                               details=None if failed else f"{check.get('verdict')}: {summary}"))
-    return render_junit(suite, cases)
+    return render_junit(SUITE, cases)
 
-
-def seed(target: Target, jobs: int) -> None:
-    seed_baseline(target.db_url, target.redis_url, jobs=jobs,
-                  redis_statuses=min(jobs, 5000), duplicate_ticks=50)

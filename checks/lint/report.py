@@ -1,13 +1,10 @@
-"""Lint findings for people (rich table), machines (JSON) and CI (JUnit XML)."""
+"""Lint findings for machines (JSON) and CI (JUnit XML); the table for people is the CLI's
+(``cli/check_render.py``)."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.table import Table
 
 from checks.lint.engine import Finding
 from checks.lint.rules import RULES
@@ -21,27 +18,14 @@ def failed(findings: Sequence[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
 
 
-def render_findings(findings: Sequence[Finding], fmt: str = "table", files: int = 0) -> str:
+def render_findings(findings: Sequence[Finding], fmt: str = "json", files: int = 0) -> str:
+    """``findings`` as ``json`` | ``junit``."""
     if fmt == "json":
         return json.dumps({"passed": not failed(findings), "files": files,
                            "findings": [f.to_dict() for f in findings]}, indent=2)
     if fmt == "junit":
         return _junit(findings)
-    if fmt != "table":
-        raise ConfigError(f"unknown format {fmt!r}; choose one of table, json, junit")
-    buf = io.StringIO()
-    console = Console(file=buf, width=160, force_terminal=False, color_system=None)
-    if findings:
-        table = Table(title="migration lint", show_lines=True)
-        for col in ("rule", "where", "problem", "instead"):
-            table.add_column(col, overflow="fold")
-        for f in findings:
-            table.add_row(f"{f.rule_id} {f.severity}", f"{f.path}:{f.line} ({f.function})",
-                          f"{RULES[f.rule_id].title}: {f.message}", RULES[f.rule_id].instead)
-        console.print(table)
-    errors = sum(1 for f in findings if f.severity == "error")
-    console.print(f"{files} file(s) linted: {errors} error(s), {len(findings) - errors} warning(s)")
-    return buf.getvalue()
+    raise ConfigError(f"unknown format {fmt!r}; choose one of json, junit")
 
 
 def _junit(findings: Sequence[Finding]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.fault_injection import fault_point
 from ledger import redis_layout
 from ledger.redis_layout import STATUS_TTL_SECONDS
 from migrations.points import CONTRACT, EXPAND
@@ -25,7 +26,6 @@ from rollout.actions import (
     revisions_between,
     wait_action,
 )
-from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from infra.fault_injection import fault_point
 from ledger import retention
 from rollout import gates
 from rollout.actions import flag_action
-from rollout.executor import fault_point
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 

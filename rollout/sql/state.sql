@@ -24,10 +24,6 @@ SET status = EXCLUDED.status, rollout_id = EXCLUDED.rollout_id,
     gate_results = EXCLUDED.gate_results, actor = EXCLUDED.actor,
     started_at = EXCLUDED.started_at, updated_at = now();
 
--- name: phases_with_state
--- The phases that have a state row.
-SELECT phase FROM phasegate_rollout_state;
-
 -- name: append_rollout_event
 -- Append one event to the rollout's log (append-only by trigger).
 INSERT INTO phasegate_rollout_event (rollout_id, phase, action_id, event, outcome, actor, detail)

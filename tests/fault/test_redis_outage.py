@@ -15,12 +15,12 @@ import pytest
 import redis as redis_lib
 
 from checks import run_checks
+from demo.workload import RUN_FUNCTION, Workload, WorkloadConfig
 from infra import ephemeral
 from ledger.app import LedgerApp
 from ledger.errors import ConfigError
 from ledger.redis_layout import status_key
 from rollout.gates import context
-from rollout.workload import RUN_FUNCTION, Workload, WorkloadConfig
 from tests.integration.ledger.conftest import q, set_modes
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import redis as redis_lib
 
+from demo.seed import seed_baseline
 from rollout.engine import Rollout
 from rollout.environments import Target
 from rollout.phase import PHASE_ORDER
-from rollout.seed import seed_baseline
 from rollout.settings import Settings
 
 FAST = Settings(flag_ttl_seconds=0.05, lock_timeout_ms=500, backfill_batch_size=500,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout.executor import FAULT_ENV
+from infra.fault_injection import FAULT_ENV
 from rollout.phase import PHASE_ORDER
 from rollout.phases import PHASES
 from tests.integration.rollout.harness import apply_through, make_target, snapshot

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 import redis as redis_lib
 
+from demo.seed import write_legacy_status
 from rollout import plan as plans
 from rollout.engine import Rollout
 from rollout.errors import GateFailed, IrreversibleStep
 from rollout.phase import PHASE_ORDER
 from rollout.phases import PHASES
-from rollout.seed import write_legacy_status
 from tests.integration.rollout.harness import (
     FAST,
     apply_through,

@@ -15,6 +15,7 @@ import pytest
 from rollout import backfill
 from rollout.engine import Rollout
 from rollout.errors import PreflightFailed
+from rollout.phase import ProgressEvent
 from tests.integration.rollout.harness import FAST, apply_through, make_target, phases_of, snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,12 +43,13 @@ def test_preflight_refuses_ddl_behind_a_long_transaction(make_db, redis_url, tmp
         ro.close()
 
 
-def test_backfill_holds_its_target_rate(make_db, redis_url, tmp_path) -> None:
+def test_backfill_holds_its_target_rate_and_reports_progress(make_db, redis_url, tmp_path) -> None:
     rate = 4000.0
     target = make_target(make_db("baseline"), redis_url, jobs=3000,
                          settings=replace(FAST, backfill_rows_per_second=rate, backfill_batch_size=500))
     apply_through(target, "expand", tmp_path)
-    ro = Rollout(target, "rm", plans_dir=tmp_path)
+    events: list[ProgressEvent] = []
+    ro = Rollout(target, "rm", plans_dir=tmp_path, on_progress=events.append)
     t0 = time.monotonic()
     try:
         ro.apply("dual_write")
@@ -57,6 +59,13 @@ def test_backfill_holds_its_target_rate(make_db, redis_url, tmp_path) -> None:
     # ~3,000 ids at 4,000 rows/s cannot take less than ~0.6 s: the throttle slept.
     assert elapsed >= 3000 / rate * 0.8
     assert phases_of(snapshot(target))["dual_write"] == "gated"
+    # One event before the first batch, one per batch, the last marked finished at the end.
+    assert {e.action_id for e in events} == {"dual_write.backfill"}
+    assert events[0].done == 0 and not events[0].finished and len(events) >= 3000 // 500
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    last = events[-1]
+    assert last.finished and last.done == last.total >= 3000 and last.rows_per_second > 0
+    assert not any(e.finished for e in events[:-1])
 
 
 def test_backfill_sees_lock_waiters_as_pressure(make_db, redis_url, tmp_path) -> None:

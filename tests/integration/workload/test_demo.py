@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.run import run_demo
 from ledger.errors import ConfigError
-from rollout.demo import run_demo
 
 PROJECT = Path(__file__).resolve().parents[3]
 

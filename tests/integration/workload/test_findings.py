@@ -65,7 +65,7 @@ def test_backfill_of_a_job_that_waited_a_month(make_db, redis_url, tmp_path) -> 
 # Finding 3 (fixed in rollout, 1e76f55): undoing a flag waits out the flag cache after the
 # flip. Now a regression guard.
 def test_rollback_waits_out_the_flag_cache_after_flipping(make_db, redis_url, tmp_path) -> None:
-    from rollout.seed import seed_baseline
+    from demo.seed import seed_baseline
 
     url = make_db("baseline")
     seed_baseline(url, redis_url, jobs=200, redis_statuses=20, duplicate_ticks=2)

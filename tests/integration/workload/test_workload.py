@@ -10,9 +10,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import create_engine, pool
 
-from ledger.errors import ConfigError
-from ledger.flags import READ_SOURCE, WRITE_MODE, set_flag
-from rollout.workload import (
+from demo.workload import (
     RUN_FUNCTION,
     TICK_SOURCE,
     WORKLOAD_JOB_TYPE,
@@ -23,6 +21,8 @@ from rollout.workload import (
     run_workload,
     summarize,
 )
+from ledger.errors import ConfigError
+from ledger.flags import READ_SOURCE, WRITE_MODE, set_flag
 from tests.conftest import to_dsn
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 
 from bench.zero_downtime import Step, drive, report, write_png
+from demo.seed import seed_baseline
 from rollout.environments import Target
-from rollout.seed import seed_baseline
 from rollout.settings import Settings
 from tests.conftest import to_dsn
 

@@ -15,6 +15,7 @@ import checks
 from checks import CheckContext, CheckResult, MissingSetting, Verdict, passed, render, run_checks
 from checks.base import MAX_EVIDENCE, REGISTRY, CheckSpec, Outcome, bounded
 from checks.sqlfile import parse
+from cli.check_render import results_table
 from rollout.gates import context
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -39,7 +40,7 @@ def test_render_json_and_table() -> None:
     assert doc["passed"] is False
     assert [r["verdict"] for r in doc["results"]] == ["pass", "warn", "fail"]
     assert doc["results"][2]["evidence"] == [{"row": 1}]
-    table = render(RESULTS, "table")
+    table = results_table(RESULTS)  # the CLI's: the library renders no tables
     assert "1 passed, 1 warned, 1 failed" in table and "FAIL" in table
 
 
@@ -54,6 +55,8 @@ def test_render_junit_is_valid_xml_with_failures() -> None:
 def test_render_rejects_unknown_format() -> None:
     with pytest.raises(checks.base.PhasegateError, match="unknown format"):
         render(RESULTS, "xml")
+    with pytest.raises(checks.base.PhasegateError, match="unknown format"):
+        render(RESULTS, "table")
 
 
 def test_bounded_evidence_and_json_safety() -> None:

@@ -7,15 +7,12 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import correlation
 from ledger.dispatch import DispatchLedger
-from ledger.errors import ConfigError
 from ledger.logs import CorrelationFilter, JsonFormatter
-from ledger.operator import check_format, parse_age, parse_id
 
 
 def _ledger(**windows: float) -> DispatchLedger:
@@ -85,24 +82,3 @@ def test_json_lines_carry_the_correlation_id_and_extras_and_mask_secrets() -> No
     CorrelationFilter().filter(outside)
     assert outside.correlation_id == "-"
 
-
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("1h", 3600),
-                                           ("2d", 172800), ("1.5h", 5400)])
-def test_parse_age(text: str, seconds: float) -> None:
-    assert parse_age(text).total_seconds() == seconds
-
-
-@pytest.mark.parametrize("bad", ["", "soon", "1y", "-1h", "h"])
-def test_parse_age_rejects(bad: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_age(bad)
-
-
-def test_parse_id_and_format() -> None:
-    assert parse_id("12") == 12
-    for bad in ("x", "0", "-3", None):
-        with pytest.raises(ConfigError):
-            parse_id(bad)
-    assert check_format("json") == "json"
-    with pytest.raises(ConfigError):
-        check_format("xml")

@@ -1,15 +1,15 @@
-"""What the operator CLI (``invoke dlq.*``) prints, and parsing its flags.
+"""What ``invoke dlq.list`` and ``dlq.show`` print: dead letters as Rich tables, or as JSON.
 
-Kept out of ``cli/`` so the tasks stay thin and this can be tested without Invoke.
+Imported only when a task prints, so ``invoke --list`` does not pay for Rich; the ledger
+(``ledger/deadletter.py``) returns the data, this decides how it looks.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -17,35 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.deadletter import DeadLetter, DeadLetterDetail
-from ledger.errors import ConfigError, printable
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-FORMATS = ("table", "json")
-
-
-def parse_age(text: str) -> timedelta:
-    """'90s', '15m', '1h', '2d', '1w' -> timedelta; anything else is a ConfigError."""
-    m = _AGE.match(text or "")
-    if not m:
-        raise ConfigError(f"--older-than must look like 30m, 1h or 2d, not {text!r}")
-    return timedelta(seconds=float(m[1]) * _UNIT_SECONDS[m[2]])
-
-
-def parse_id(text: object) -> int:
-    try:
-        value = int(str(text))
-    except ValueError:
-        raise ConfigError(f"--id must be a dead letter's number, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"--id must be a positive number, not {value}")
-    return value
-
-
-def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    return fmt
+from ledger.errors import printable
 
 
 def _plain(value: Any) -> Any:

@@ -272,18 +272,16 @@ class Workload:
         ops = wl.records             # every operation of every worker
     """
 
-    def __init__(self, config: WorkloadConfig, out_dir: Path | None = None) -> None:
+    def __init__(self, config: WorkloadConfig) -> None:
         config.validate()
         self.config = config
-        self._tmp = None if out_dir else tempfile.TemporaryDirectory(prefix="phasegate-wl-")
-        self.out_dir = Path(out_dir or self._tmp.name)  # type: ignore[union-attr]
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+            prefix="phasegate-wl-")
+        self.out_dir = Path(self._tmp.name)
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
         self._procs: list[Any] = []
         self.records: list[OpRecord] = []
-        self.started_at = 0.0
-        self.stopped_at = 0.0
 
     def _path(self, index: int) -> Path:
         return self.out_dir / f"worker-{index}.jsonl"
@@ -309,7 +307,6 @@ class Workload:
                 with contextlib.suppress(WorkloadError):
                     self.stop()
                 raise WorkloadError("workload workers did not start (see their stderr)")
-        self.started_at = time.time()
         return self
 
     def stop(self) -> list[OpRecord]:
@@ -322,7 +319,6 @@ class Workload:
             if p.is_alive():
                 p.terminate()
                 p.join(5)
-        self.stopped_at = time.time()
         self.records = sorted(load_records(self._path(i) for i in range(len(self._procs))),
                               key=lambda r: r.t)
         dead = [p.name for p in self._procs if p.exitcode not in (0, None)]

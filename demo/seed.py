@@ -13,49 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis as redis_lib
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from ledger import redis_layout
+from ledger import redis_layout, sqlfiles
 
 JOB_TYPES = ("email.send", "report.render", "billing.sync", "cron.maintenance")
 
-# Deterministic spread of states by id: 70% SUCCEEDED, 10% FAILED, 15% PENDING, 5% RUNNING.
-SEED_JOBS = """
-INSERT INTO background_job (type, payload, status, attempts, max_attempts, run_at, locked_at,
-                            locked_by, last_error, created_at, updated_at)
-SELECT (ARRAY['email.send','report.render','billing.sync','cron.maintenance'])[1 + g % 4],
-       jsonb_build_object('n', g, 'to', 'user' || (g % 997) || '@example.test'),
-       s.status::background_job_status,
-       CASE s.status WHEN 'FAILED' THEN 5 WHEN 'PENDING' THEN 0 ELSE 1 + (g % 2) END,
-       5,
-       t.created + interval '1 second',
-       CASE WHEN s.status = 'RUNNING' THEN now() - make_interval(secs => g % 30) END,
-       CASE WHEN s.status = 'RUNNING' THEN 'worker-' || (g % 7) END,
-       CASE WHEN s.status = 'FAILED' THEN 'ValidationError: payload field ''to'' rejected (' || g || ')' END,
-       t.created,
-       t.created + make_interval(secs => 1 + g % 30)
-FROM generate_series(1, :n) AS g
-CROSS JOIN LATERAL (SELECT CASE
-        WHEN g % 20 < 14 THEN 'SUCCEEDED'
-        WHEN g % 20 < 16 THEN 'FAILED'
-        WHEN g % 20 < 19 THEN 'PENDING'
-        ELSE 'RUNNING' END AS status) s
-CROSS JOIN LATERAL (SELECT now() - make_interval(secs => (CAST(:span_seconds AS bigint) * (:n - g) / :n) + 60)
-                    AS created) t
-"""
-
-# The legacy double send: the same maintenance window enqueued twice.
-SEED_DUPLICATE_TICKS = """
-INSERT INTO background_job (type, payload, status, attempts, created_at, updated_at)
-SELECT 'cron.maintenance', jsonb_build_object('window', w, 'duplicate', d = 2), 'SUCCEEDED', 1,
-       now() - make_interval(mins => w * 5), now() - make_interval(mins => w * 5)
-FROM generate_series(1, :ticks) AS w, generate_series(1, 2) AS d
-"""
-
-RECENT_FINISHED = """
-SELECT id, type, status::text, greatest(attempts, 1), updated_at FROM background_job
-WHERE updated_at > now() - make_interval(secs => :ttl) ORDER BY id DESC LIMIT :limit
-"""
+SEED_JOBS = sqlfiles.query(__file__, "seed", "seed_jobs")
+SEED_DUPLICATE_TICKS = sqlfiles.query(__file__, "seed", "seed_duplicate_ticks")
+ANALYZE_JOBS = sqlfiles.query(__file__, "seed", "analyze_jobs")
+RECENT_FINISHED = sqlfiles.query(__file__, "seed", "recent_finished_jobs")
 
 
 @dataclass(frozen=True)
@@ -71,11 +38,11 @@ def seed_baseline(db_url: str, redis_url: str, *, jobs: int = 100_000, days: flo
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(SEED_JOBS), {"n": jobs, "span_seconds": int(days * 86400)})
-            conn.execute(text(SEED_DUPLICATE_TICKS), {"ticks": duplicate_ticks})
-            conn.execute(text("ANALYZE background_job"))
+            sqlfiles.execute(conn, SEED_JOBS, {"n": jobs, "span_seconds": int(days * 86400)})
+            sqlfiles.execute(conn, SEED_DUPLICATE_TICKS, {"ticks": duplicate_ticks})
+            sqlfiles.execute(conn, ANALYZE_JOBS, {})
         with engine.connect() as conn:
-            rows = conn.execute(text(RECENT_FINISHED), {
+            rows = sqlfiles.execute(conn, RECENT_FINISHED, {
                 "ttl": redis_layout.STATUS_TTL_SECONDS, "limit": redis_statuses}).all()
     finally:
         engine.dispose()

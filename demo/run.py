@@ -4,7 +4,7 @@ Re-runnable: on ``--env local`` it drops and recreates its own database (``phase
 on the embedded cluster and uses its own Redis database number (flushed), so the user's
 ``phasegate_local`` is never touched; ``--env ci`` uses throwaway servers. Then it seeds a
 baseline (jobs in every state, legacy Redis statuses, duplicate cron ticks), starts the
-workload generator (:mod:`rollout.workload`), applies every phase with its gate, and prints
+workload generator (:mod:`demo.workload`), applies every phase with its gate, and prints
 one table per phase: duration, gate verdicts, and what the workload saw meanwhile. The
 rollback plans are written to ``plans/demo/``.
 """
@@ -14,23 +14,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import redis as redis_lib
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
+from demo.workload import Summary, Workload, WorkloadConfig, summarize
+from ledger import sqlfiles
 from ledger.errors import ConfigError
 from rollout.environments import Target, open_target, validate_env_name
-from rollout.phase import PHASE_ORDER
+from rollout.phase import PHASE_ORDER, OnProgress
 from rollout.settings import Settings
-from rollout.workload import Summary, Workload, WorkloadConfig, summarize
 
-DEMO_DB = "phasegate_demo"
+DEMO_DB = "phasegate_demo"  # the name in demo/sql/run.sql
+DROP_DEMO_DB = sqlfiles.query(__file__, "run", "drop_demo_database")
+CREATE_DEMO_DB = sqlfiles.query(__file__, "run", "create_demo_database")
 DEMO_REDIS_DB = 1  # the local Redis's db 0 belongs to --env local itself
 # lease_seconds: the seeded RUNNING jobs have no live runner heartbeating them (the workload's
 # rescue returns ~40/s of them to the queue); the liveness gate must not count a seeded job
@@ -57,7 +59,6 @@ class DemoResult:
     seed_seconds: float
     workload: Summary
     plans_dir: Path
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -65,12 +66,12 @@ class DemoResult:
 
 
 @contextlib.contextmanager
-def demo_target(env: str, project: Path, settings: Settings = DEMO_SETTINGS) -> Iterator[Target]:
+def demo_target(env: str, project: Path) -> Iterator[Target]:
     """A fresh baseline database and an empty Redis database for the demo."""
     validate_env_name(env)
     if env == "ci":
         with open_target("ci", project) as t:
-            yield Target("demo", t.db_url, t.redis_url, False, settings)
+            yield Target("demo", t.db_url, t.redis_url, False, DEMO_SETTINGS)
         return
     if env != "local":
         raise ConfigError("the demo runs on --env local (embedded servers) or --env ci "
@@ -81,9 +82,8 @@ def demo_target(env: str, project: Path, settings: Settings = DEMO_SETTINGS) -> 
     st = local.up(project)
     base = f"{ephemeral.PG_SUPERUSER}@127.0.0.1:{st.pg_port}"
     with psycopg.connect(f"postgresql://{base}/postgres", autocommit=True) as conn:
-        ident = sql.Identifier(DEMO_DB)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+        conn.execute(DROP_DEMO_DB)
+        conn.execute(CREATE_DEMO_DB)
     db_url = f"postgresql+psycopg://{base}/{DEMO_DB}"
     redis_url = f"redis://127.0.0.1:{st.redis_port}/{DEMO_REDIS_DB}"
     migrations_api.upgrade(db_url, "baseline")  # the application as it is before the rollout
@@ -92,7 +92,7 @@ def demo_target(env: str, project: Path, settings: Settings = DEMO_SETTINGS) -> 
         r.flushdb()
     finally:
         r.close()
-    yield Target("demo", db_url, redis_url, False, settings)
+    yield Target("demo", db_url, redis_url, False, DEMO_SETTINGS)
 
 
 def _phase_table(res: PhaseResult) -> Table:
@@ -127,16 +127,17 @@ def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str], ...], str |
 
 
 def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
-             rate: float = 80.0, console: Console | None = None,
-             plans_dir: Path | None = None) -> DemoResult:
-    """Seed, start the workload, walk every phase forward with its gate; print as it goes."""
+             rate: float = 80.0, plans_dir: Path | None = None,
+             on_progress: OnProgress | None = None) -> DemoResult:
+    """Seed, start the workload, walk every phase forward with its gate; print as it goes.
+    ``on_progress`` receives the backfill's progress (``invoke demo`` draws it as a bar)."""
+    from demo.seed import JOB_TYPES, seed_baseline
+    from demo.workload import WORKLOAD_JOB_TYPE
     from rollout.engine import Rollout
-    from rollout.seed import JOB_TYPES, seed_baseline
-    from rollout.workload import WORKLOAD_JOB_TYPE
 
     if jobs < 100 or workers < 1 or rate <= 0:
         raise ConfigError("demo: --jobs must be at least 100, --workers and --rate positive")
-    console = console or Console()
+    console = Console()
     plans = plans_dir or project / "plans" / "demo"
     t_start = time.monotonic()
     with demo_target(env, project) as target:
@@ -149,8 +150,7 @@ def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
         cfg = WorkloadConfig(target.db_url, target.redis_url, workers=workers, rate=rate,
                              duration=600, flag_ttl=target.settings.flag_ttl_seconds,
                              job_types=(*JOB_TYPES, WORKLOAD_JOB_TYPE))  # drain the backlog
-        ro = Rollout(target, "demo", project=project, plans_dir=plans,
-                     show_progress=console.is_terminal)
+        ro = Rollout(target, "demo", project=project, plans_dir=plans, on_progress=on_progress)
         results: list[PhaseResult] = []
         records: list = []
         try:
