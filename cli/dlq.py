@@ -8,27 +8,23 @@ parsed here; what ``list`` and ``show`` print is ``cli/dlq_render.py``.
 from __future__ import annotations
 
 import os
-import re
 from datetime import timedelta
 
 from invoke import task
 
 from cli.base import clean_errors, project_dir
 from ledger.errors import ConfigError
+from phasegate.actor import resolve_actor
+from phasegate.durations import parse_duration
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
 FORMATS = ("table", "json")
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_age(text: str) -> timedelta:
     """'90s', '15m', '1h', '2d', '1w' -> timedelta; anything else is a ConfigError."""
-    m = _AGE.match(text or "")
-    if not m:
-        raise ConfigError(f"--older-than must look like 30m, 1h or 2d, not {text!r}")
-    return timedelta(seconds=float(m[1]) * _UNIT_SECONDS[m[2]])
+    return parse_duration(text, "--older-than")
 
 
 def parse_id(text: object) -> int:
@@ -69,9 +65,11 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
 
 
 def _operator(operator: str | None) -> str:
-    who = operator or os.environ.get("USER") or os.environ.get("LOGNAME")
+    """Who acts: --operator, else $PHASEGATE_ACTOR, else the login name (the one rule every
+    command follows, phasegate.actor); refused only when none of them names anyone."""
+    who = resolve_actor(operator)
     if not who:
-        raise ConfigError("say who you are: --operator NAME (no $USER set)")
+        raise ConfigError("say who you are: --operator NAME (no $PHASEGATE_ACTOR, no login name)")
     return who
 
 
@@ -104,7 +102,7 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
 
 
 @task(help={"id": "dead letter id", "format": "table | json",
-            "operator": "who is looking (default $USER; the inspection is audited)",
+            "operator": "who is looking (default $PHASEGATE_ACTOR, else the login name; the inspection is audited)",
             "env": ENV_HELP, "db_url": URL_HELP})
 def show(c, id=None, format="table", operator=None, env="local", db_url=None):
     """Show one dead letter with its full attempt history and audit trail."""
@@ -112,7 +110,7 @@ def show(c, id=None, format="table", operator=None, env="local", db_url=None):
 
     with clean_errors(*_db_errors()):
         fmt = check_format(format)
-        who = operator or os.environ.get("USER") or os.environ.get("LOGNAME")
+        who = _operator(operator)
         detail = _dead_letters(env, db_url).show(parse_id(id), operator=who)
         if fmt == "json":
             print(dlq_render.to_json(detail))
@@ -120,7 +118,7 @@ def show(c, id=None, format="table", operator=None, env="local", db_url=None):
             dlq_render.print_detail(detail)
 
 
-@task(help={"id": "dead letter id", "operator": "who is acting (default $USER)",
+@task(help={"id": "dead letter id", "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)",
             "reason": "why (recorded in the audit)", "env": ENV_HELP, "db_url": URL_HELP})
 def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
     """Send an OPEN dead letter back to the queue as a fresh job (audited)."""
@@ -132,7 +130,7 @@ def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
 
 
 @task(help={"id": "dead letter id", "reason": "why (required)",
-            "operator": "who is acting (default $USER)", "env": ENV_HELP, "db_url": URL_HELP})
+            "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
 def discard(c, id=None, reason=None, operator=None, env="local", db_url=None):
     """Close an OPEN dead letter with a reason; history is kept (audited)."""
     with clean_errors(*_db_errors()):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import getpass
 import os
 
+from phasegate.text import printable
+
 MAX_ACTOR = 64
 
 
@@ -21,5 +23,7 @@ def resolve_actor(given: str | None = None) -> str | None:
             name = None
     if not name:
         return None
-    clean = "".join(ch for ch in name if ch.isprintable()).strip()[:MAX_ACTOR]
+    # Escaped, not dropped: the audit shows exactly what was typed (a name that is not UTF-8
+    # arrives from argv as surrogates, a control character as itself).
+    clean = printable(name).strip()[:MAX_ACTOR]
     return clean or None

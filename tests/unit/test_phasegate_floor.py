@@ -82,7 +82,7 @@ def test_actor_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "login")
     monkeypatch.setenv("LOGNAME", "login")
     assert resolve_actor(None) == "login"
-    assert resolve_actor("x\x1b[31m" + "y" * 100) == "x[31m" + "y" * 59
+    assert resolve_actor("x\x1b[31m" + "y" * 100) == "x\\x1b[31m" + "y" * 55
 
 
 def test_junit_counts_cases_and_failures() -> None:

@@ -44,7 +44,8 @@ def test_list_show_requeue_discard(dead) -> None:
     assert [d["id"] for d in json.loads(out.stdout)] == [dl_id]
     table = invoke("dlq.list", "--db-url", url, "--error-class", "terminal")
     assert table.returncode == 0 and "bad address" in table.stdout
-    shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--format", "json")
+    shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--format", "json",
+                   env={"PHASEGATE_ACTOR": "erin"})
     assert json.loads(shown.stdout)["attempts"][0]["status"] == "FAILED"
     req = invoke("dlq.requeue", "--id", str(dl_id), "--operator", "alice", "--db-url", url)
     assert req.returncode == 0 and "requeued as job" in req.stdout
@@ -53,20 +54,35 @@ def test_list_show_requeue_discard(dead) -> None:
     assert again.stderr.strip().splitlines() == [
         f"phasegate: dead letter {dl_id} is REQUEUED, not OPEN: nothing done"]
     assert q(url, "SELECT operator, action, outcome FROM background_operator_audit "
-             "ORDER BY id") == [("alice", "requeue", "ok"), ("bob", "requeue", "refused")]
+             "ORDER BY id") == [("erin", "inspect", "ok"), ("alice", "requeue", "ok"),
+                                ("bob", "requeue", "refused")]
 
 
-def test_discard_uses_user_as_operator_and_needs_a_reason(dead) -> None:
+LOGIN_CAROL = {"USER": "carol", "LOGNAME": "carol", "PHASEGATE_ACTOR": ""}
+
+
+def test_discard_uses_the_login_name_as_operator_and_needs_a_reason(dead) -> None:
     app, dl_id = dead
     url = app.test_db_url
-    no_reason = invoke("dlq.discard", "--id", str(dl_id), "--db-url", url, env={"USER": "carol"})
+    no_reason = invoke("dlq.discard", "--id", str(dl_id), "--db-url", url, env=LOGIN_CAROL)
     assert no_reason.returncode == 1
     assert len(no_reason.stderr.strip().splitlines()) == 1 and "reason" in no_reason.stderr
     ok = invoke("dlq.discard", "--id", str(dl_id), "--reason", "spam", "--db-url", url,
-                env={"USER": "carol"})
+                env=LOGIN_CAROL)
     assert ok.returncode == 0, ok.stderr
     assert q(url, "SELECT status, resolved_by FROM background_dead_letter") == [
         ("DISCARDED", "carol")]
+
+
+def test_the_actor_variable_names_the_operator_before_the_login(dead) -> None:
+    """One rule for every command (phasegate.actor): option, $PHASEGATE_ACTOR, login name."""
+    app, dl_id = dead
+    url = app.test_db_url
+    shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url,
+                   env={**LOGIN_CAROL, "PHASEGATE_ACTOR": "oncall-dave"})
+    assert shown.returncode == 0, shown.stderr
+    assert q(url, "SELECT operator, action FROM background_operator_audit") == [
+        ("oncall-dave", "inspect")]
 
 
 @pytest.mark.parametrize("args, expect", [
