@@ -29,7 +29,8 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.engine import make_url
 
-from ledger.errors import ConfigError, PhasegateError, mask_secrets
+from phasegate.errors import ConfigError, PhasegateError
+from phasegate.text import mask_secrets
 
 MAX_EVIDENCE = 20
 # The settings every check's connection reads (its statement and lock timeouts).

@@ -15,7 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from ledger.errors import PhasegateError
+from phasegate.errors import PhasegateError
 
 SETUP = Path(__file__).resolve().parent.parent / ".ci" / "podman" / "setup"
 # Variables the setup exports; testcontainers reads the first four.

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 
 from checks.base import CheckResult, Verdict
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 from phasegate.junit import Case
 from phasegate.junit import render as render_junit
 

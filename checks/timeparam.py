@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 
 
 def as_datetime(value: Any) -> datetime | None:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from invoke import task
 
 from cli.base import clean_errors, project_dir
-from ledger.errors import ConfigError
 from phasegate.actor import resolve_actor
 from phasegate.durations import parse_duration
+from phasegate.errors import ConfigError
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"

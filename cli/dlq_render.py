@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.deadletter import DeadLetter, DeadLetterDetail
-from ledger.errors import printable
+from phasegate.text import printable
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import task
 
 from cli.base import clean_errors, project_dir
-from ledger.errors import mask_secrets
+from phasegate.text import mask_secrets
 
 
 @task(help={"point": "migration point to reach: baseline | kit | expand | contract | head"})

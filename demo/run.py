@@ -25,7 +25,7 @@ from rich.table import Table
 
 from demo.workload import Summary, Workload, WorkloadConfig, summarize
 from ledger import sqlfiles
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 from rollout.environments import Target, open_target, validate_env_name
 from rollout.phase import PHASE_ORDER, OnProgress
 from rollout.settings import Settings
@@ -117,7 +117,7 @@ def _phase_table(res: PhaseResult) -> Table:
 
 
 def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str], ...], str | None]:
-    from ledger.errors import PhasegateError
+    from phasegate.errors import PhasegateError
 
     try:
         rep = ro.apply(phase, yes=True)  # the demo is not production: irreversible steps run

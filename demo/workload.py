@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ledger.errors import ConfigError, PhasegateError, mask_secrets
+from phasegate.errors import ConfigError, PhasegateError
+from phasegate.text import mask_secrets
 
 READ_OPS = frozenset({"read_status"})
 MAINTENANCE_OPS = frozenset({"rescue"})  # not a request: no latency figure

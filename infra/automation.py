@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.errors import ConfigError, PhasegateError, mask_secrets
+from phasegate.errors import ConfigError, PhasegateError
+from phasegate.text import mask_secrets
 
 INFRA_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = INFRA_DIR.parent

@@ -24,9 +24,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ledger import sqlfiles
-from ledger.errors import PhasegateError
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
+from phasegate.errors import PhasegateError
 from rollout import executor, gates, plan
 from rollout.environments import Target
 from rollout.errors import (

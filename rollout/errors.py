@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.errors import ConfigError, PhasegateError
+from phasegate.errors import ConfigError, PhasegateError
 
 __all__ = [
     "ConfigError",

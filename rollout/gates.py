@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 from rollout.phase import Phase, PhaseContext
 from rollout.settings import Settings
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from checks.lint.engine import Finding
 from checks.lint.rules import RULES
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 from phasegate.junit import Case
 from phasegate.junit import render as render_junit
 

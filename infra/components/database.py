@@ -23,7 +23,7 @@ import pulumi
 import pulumi_random as random
 
 from infra.components.role_setting import RoleSetting, RoleSettingArgs
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 
 with warnings.catch_warnings():
     # pulumi_postgresql's __init__ imports its deprecated ``DefaultPrivileg`` alias, which

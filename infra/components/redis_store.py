@@ -28,7 +28,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 
 ACL_PATH = "/usr/local/etc/redis/users.acl"
 _ACL_TOKEN = re.compile(r"^[A-Za-z0-9_:*?.\-\[\]{}]+$")

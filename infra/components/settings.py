@@ -20,7 +20,7 @@ from infra.components.database import (
     default_roles,
 )
 from infra.components.redis_store import DockerRedisArgs, ReliabilityRedisArgs
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 
 NAMESPACE = "phasegate"
 # Stacks whose resources are protected unless ``phasegate:protect`` says otherwise.

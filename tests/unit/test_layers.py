@@ -53,3 +53,28 @@ def test_library_module_imports_no_terminal_or_cli_layer(path: Path) -> None:
     found = imported_modules(path.read_text(encoding="utf-8")) & FORBIDDEN.keys()
     assert not found, "; ".join(f"{path.relative_to(ROOT)} imports {name}: {FORBIDDEN[name]}"
                                 for name in sorted(found))
+
+
+# The packages that must reach the one error root without the application's ledger.
+NEUTRAL_ERRORS = ("infra", "migrations", "checks", "rollout", "cli", "demo")
+
+
+def _full_imports(source: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", NEUTRAL_ERRORS)
+def test_errors_come_from_the_neutral_floor(package: str) -> None:
+    """``phasegate.errors`` is the root (and ``phasegate.text`` the masking); importing them
+    through ``ledger.errors`` would load the write path's error module into infra/, the
+    migrations and the engine."""
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / package).rglob("*.py"))
+                 if "ledger.errors" in _full_imports(p.read_text(encoding="utf-8"))]
+    allowed = {"cli/checks.py"}  # parse_params: moves with the settings-bounds work
+    assert [p for p in offenders if p not in allowed] == []
