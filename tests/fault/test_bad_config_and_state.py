@@ -28,13 +28,19 @@ MALFORMED = [
     (b"[settings]\nbogus = 1", "unknown setting 'bogus'"),
     (b"[settings]\nlock_timeout_ms = \"fast\"", "setting lock_timeout_ms must be a number"),
     (b"[settings]\nlock_timeout_ms = true", "setting lock_timeout_ms must be a number"),
-    (b"[settings]\nlock_timeout_ms = -5", "must not be negative"),
+    (b"[settings]\nlock_timeout_ms = -5", "setting lock_timeout_ms must be between 1 and 2147483647 (got -5)"),
     (b"[settings]\nlock_timeout_ms = inf", "must be a finite number"),
     (b"[settings]\nlock_timeout_ms = nan", "must be a finite number"),
     (b"[settings]\nddl_retries = 2.5", "must be a whole number"),
     (b"[environments]\nstaging = \"x\"", "[environments.staging] must be a table"),
     (b"[environments.staging]\nsettings = 4", "environment settings must be a table"),
     (b"[environments.staging]\ndb_url_env = 5", "db_url_env must be the name of an environment variable"),
+    # Issue 13: each value below used to be accepted.
+    (b"[settings]\nlock_timeout_ms = 0", "setting lock_timeout_ms must be between 1 and 2147483647 (got 0)"),
+    (b"[settings]\nlock_timeout_ms = 2147483648",
+     "setting lock_timeout_ms must be between 1 and 2147483647 (got 2147483648)"),
+    (b"[settings]\nddl_retries = 0", "setting ddl_retries must be between 1 and 100 (got 0)"),
+    (b"[settings]\nflag_ttl_seconds = 1e9", "setting flag_ttl_seconds must be between 0 and 300 (got 1000000000)"),
 ]
 
 
@@ -110,3 +116,30 @@ def test_unknown_migration_state_through_the_cli_is_one_line(make_db, redis_url)
                              text=True, timeout=120, env=env)
         lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
         assert out.returncode == 1 and len(lines) == 1 and FOREIGN[0][1] in lines[0], lines
+
+
+def _cli(args: tuple[str, ...], cfg: Path) -> tuple[int, list[str]]:
+    out = subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *args], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, **URLS, "PHASEGATE_CONFIG": str(cfg)})
+    assert "Traceback" not in out.stdout + out.stderr
+    return out.returncode, [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+
+
+BAD_PARAMS = [
+    ("nan", "phasegate: --param takes key=value, not 'nan'"),
+    ("triage_budget_ms=nan", "phasegate: setting triage_budget_ms must be a finite number, not nan"),
+    ("lock_timeout_ms=0", "phasegate: setting lock_timeout_ms must be between 1 and 2147483647 (got 0)"),
+    ("triage_budget=20", "phasegate: unknown key 'triage_budget' in --param; known: "),
+    ("parity_since=yesterday",
+     "phasegate: --param parity_since must be an ISO-8601 time (2024-05-01T12:00:00Z), not 'yesterday'"),
+    ("backfill_until_id=-1", "phasegate: --param backfill_until_id must be an id (a whole number from 0), not '-1'"),
+]
+
+
+@pytest.mark.parametrize(("param", "message"), BAD_PARAMS, ids=[p for p, _ in BAD_PARAMS])
+def test_bad_check_param_is_one_line_and_exit_2(param: str, message: str, tmp_path) -> None:
+    cfg = tmp_path / "phasegate.toml"
+    cfg.write_bytes(b"[environments.staging]\nproduction = false\n")
+    code, lines = _cli(("check", "--env", "staging", "--param", param), cfg)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert list(tmp_path.iterdir()) == [cfg]
