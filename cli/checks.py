@@ -42,21 +42,18 @@ def _check_format(fmt: str) -> None:
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> {k: number or string}."""
-    from ledger.errors import ConfigError
+    """``["k=v", ...]`` -> typed params, validated exactly as ``phasegate.toml`` settings are
+    (``rollout.settings.check_params``): same types and ranges, unknown keys refused."""
+    from phasegate.errors import ConfigError
+    from rollout.settings import check_params
 
-    out: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
+        key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--param takes key=value, not {pair!r}")
-        value: Any = raw
-        for cast in (int, float):
-            with contextlib.suppress(ValueError):
-                value = cast(raw)
-                break
-        out[key.strip()] = value
-    return out
+        raw[key.strip()] = value
+    return check_params(raw)
 
 
 @task(
@@ -113,7 +110,8 @@ def _count_files(targets: list[Path] | None) -> int:
         "check": "comma-separated check ids (instead of --phase)",
         "format": "table (default), json or junit",
         "output": "write the report to this file instead of stdout",
-        "param": "threshold override key=value (repeatable), e.g. --param triage_budget_ms=20",
+        "param": "key=value (repeatable): a setting, e.g. --param triage_budget_ms=20, or a check "
+                 "input: parity_since / dedupe_since / pruned_before (ISO-8601), backfill_until_id",
         "list": "list the checks and the phases they gate, and exit",
     },
 )

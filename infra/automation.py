@@ -23,7 +23,7 @@ INFRA_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = INFRA_DIR.parent
 INSTALL_URL = "https://www.pulumi.com/docs/install/"
 # A stack name, optionally qualified as org/stack or org/project/stack.
-_STACK = re.compile(r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}$")
+_STACK = re.compile(r"[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}")  # matched whole
 
 
 class PulumiError(PhasegateError):
@@ -73,7 +73,7 @@ class ProvisionResult:
 
 def validate_stack(stack: str) -> str:
     """The stack name, if well-formed; ConfigError otherwise."""
-    if not isinstance(stack, str) or not _STACK.match(stack):
+    if not isinstance(stack, str) or not _STACK.fullmatch(stack):
         shown = stack if isinstance(stack, str) and len(stack) < 60 and stack.isprintable() else "<invalid>"
         raise ConfigError(f"invalid Pulumi stack name {shown!r}")
     return stack

@@ -19,6 +19,8 @@ others     ``phasegate.toml`` in the project root::
     production = true
 
 Environment variables ``PHASEGATE_<ENV>_DB_URL`` / ``PHASEGATE_<ENV>_REDIS_URL`` override.
+The whole file is checked when it is read (:func:`load_config`): unknown keys, values of the
+wrong type and out-of-range settings are refused in one line, whichever environment is used.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, remember_url, sqlalchem
 from rollout.settings import Settings
 
 CONFIG_FILE = "phasegate.toml"
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # matched whole (fullmatch: no trailing newline)
+BUILT_IN = ("local", "ci")
+TOP_KEYS = ("environments", "settings")
+ENV_KEYS = ("db_url_env", "redis_url_env", "pulumi_stack", "production", "settings")  # of [environments.X]
 CREATE_CI_DATABASE_SQL = sqlfiles.query(__file__, "environments", "create_ci_database")
 
 
@@ -56,8 +61,8 @@ class Target:
 
 
 def validate_env_name(name: str) -> str:
-    if not isinstance(name, str) or not _ENV_NAME.match(name):
-        shown = name if isinstance(name, str) and len(name) < 40 and name.isprintable() else "<invalid>"
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        shown = name if isinstance(name, str) and len(name) < 40 else "<invalid>"  # !r escapes \n
         raise ConfigError(
             f"invalid environment name {shown!r}: lowercase letters, digits, '-' and '_' only")
     return name
@@ -78,15 +83,48 @@ def load_config(project: Path) -> dict[str, Any]:
         raise ConfigError(f"{CONFIG_FILE} is malformed: {exc}") from exc
     if not isinstance(data.get("environments", {}), dict) or not isinstance(data.get("settings", {}), dict):
         raise ConfigError(f"{CONFIG_FILE}: [environments] and [settings] must be tables")
+    _check_keys(data, TOP_KEYS, CONFIG_FILE)
+    Settings.from_mapping(data.get("settings", {}), where="[settings]")
+    for name, env_cfg in data.get("environments", {}).items():
+        _check_environment(data, name, env_cfg)
     return data
 
 
-def _settings_for(config: dict[str, Any], env_cfg: dict[str, Any]) -> Settings:
-    base = Settings.from_mapping(config.get("settings", {}))
+def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in table if key not in known]
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known: {', '.join(known)}")
+
+
+def _check_environment(config: dict[str, Any], name: str, env_cfg: Any) -> None:
+    """One [environments.X] table: a valid name, known keys, each value of its TOML type
+    (``production`` a boolean: ``bool("false")`` is true), valid settings."""
+    validate_env_name(name)
+    where = f"[environments.{name}]"
+    if name in BUILT_IN:
+        raise ConfigError(f"{where}: {name} is built in; its settings come from [settings]")
+    if not isinstance(env_cfg, dict):
+        raise ConfigError(f"{where} must be a table")
+    _check_keys(env_cfg, ENV_KEYS, where)
+    production = env_cfg.get("production", False)
+    if not isinstance(production, bool):
+        hint = ""
+        if isinstance(production, str) and production.strip().lower() in ("true", "false"):
+            hint = f": use production = {production.strip().lower()} (no quotes)"
+        raise ConfigError(f"{where} production must be true or false, not {production!r}{hint}")
+    for key in ("db_url_env", "redis_url_env", "pulumi_stack"):
+        if key in env_cfg and (not isinstance(env_cfg[key], str) or not env_cfg[key].strip()):
+            what = "a Pulumi stack name" if key == "pulumi_stack" else "the name of an environment variable"
+            raise ConfigError(f"{where} {key} must be {what}")
+    _settings_for(config, env_cfg, name)
+
+
+def _settings_for(config: dict[str, Any], env_cfg: dict[str, Any], name: str) -> Settings:
+    base = Settings.from_mapping(config.get("settings", {}), where="[settings]")
     overrides = env_cfg.get("settings", {})
     if not isinstance(overrides, dict):
         raise ConfigError("environment settings must be a table")
-    return Settings.from_mapping(overrides, base)
+    return Settings.from_mapping(overrides, base, where=f"[environments.{name}.settings]")
 
 
 def known_environments(project: Path) -> list[str]:
@@ -148,7 +186,7 @@ def resolve_target(env_name: str, project: Path) -> Target:
             f"or pulumi_stack)")
     remember_url(redis_url, f"environment {env_name}: Redis URL")
     return Target(env_name, _normalise_db_url(db_url), redis_url,
-                  bool(env_cfg.get("production", False)), _settings_for(config, env_cfg))
+                  env_cfg.get("production", False), _settings_for(config, env_cfg, env_name))
 
 
 @contextlib.contextmanager

@@ -38,12 +38,12 @@ USER_KEYS = ("app", "operator", "readonly")
 READ_ALL_KEYS = ("operator", "readonly")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Lower-case unquoted identifiers only: role names also appear in DSNs and env vars.
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # matched whole: no trailing newline
 
 
 def check_identifier(value: str, what: str) -> str:
     """``value`` if it is a plain lower-case PostgreSQL identifier, else ConfigError."""
-    if not isinstance(value, str) or not _IDENT.match(value):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
         raise ConfigError(f"{what} must be a lower-case identifier (a-z, 0-9, _), not {value!r}")
     return value
 

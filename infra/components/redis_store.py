@@ -31,8 +31,9 @@ import pulumi_random as random
 from phasegate.errors import ConfigError
 
 ACL_PATH = "/usr/local/etc/redis/users.acl"
-_ACL_TOKEN = re.compile(r"^[A-Za-z0-9_:*?.\-\[\]{}]+$")
-_MEMORY = re.compile(r"^[0-9]+(kb|mb|gb)?$", re.I)
+# Matched whole (fullmatch): with match() and $, a trailing newline passed.
+_ACL_TOKEN = re.compile(r"[A-Za-z0-9_:*?.\-\[\]{}]+")
+_MEMORY = re.compile(r"[0-9]+(kb|mb|gb)?", re.I)
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ class DockerRedisArgs:
     password_length: int = 32
 
     def __post_init__(self) -> None:
-        if not _ACL_TOKEN.match(self.username) or "*" in self.username:
+        if not _ACL_TOKEN.fullmatch(self.username) or "*" in self.username:
             raise ConfigError(f"redis username must be a plain word, not {self.username!r}")
-        if not self.key_patterns or not all(_ACL_TOKEN.match(p) for p in self.key_patterns):
+        if not self.key_patterns or not all(_ACL_TOKEN.fullmatch(p) for p in self.key_patterns):
             raise ConfigError("redis key patterns must be non-empty glob words")
-        if not _MEMORY.match(self.maxmemory):
+        if not _MEMORY.fullmatch(self.maxmemory):
             raise ConfigError(f"redis maxmemory must look like 256mb, not {self.maxmemory!r}")
         if not 0 < self.host_port < 65536:
             raise ConfigError(f"redis port must be 1-65535, not {self.host_port}")

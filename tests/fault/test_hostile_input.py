@@ -102,7 +102,7 @@ def test_error_text_with_nul_bad_bytes_and_escapes_is_recorded_and_shown_inertly
 
 
 HOSTILE_ENV_NAMES = ["$(id); rm -rf /", "`id`", "prod' OR '1'='1", "../../etc/passwd", "UPPER",
-                     "a" * 40, "tab\there", "nul-\udcff", ""]
+                     "a" * 40, "tab\there", "nul-\udcff", "", "staging\n", "\nstaging"]
 
 
 @pytest.mark.parametrize("name", HOSTILE_ENV_NAMES)
