@@ -76,5 +76,4 @@ def test_errors_come_from_the_neutral_floor(package: str) -> None:
     migrations and the engine."""
     offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / package).rglob("*.py"))
                  if "ledger.errors" in _full_imports(p.read_text(encoding="utf-8"))]
-    allowed = {"cli/checks.py"}  # parse_params: moves with the settings-bounds work
-    assert [p for p in offenders if p not in allowed] == []
+    assert offenders == []
