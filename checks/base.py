@@ -27,10 +27,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy.engine import make_url
 
 from phasegate.errors import ConfigError, PhasegateError
 from phasegate.text import mask_secrets
+from phasegate.urls import libpq_dsn
 
 MAX_EVIDENCE = 20
 # The settings every check's connection reads (its statement and lock timeouts).
@@ -212,9 +212,9 @@ def check(check_id: str, title: str, *, reads: Sequence[str] = (), severity: str
 
 
 def psycopg_dsn(db_url: str) -> str:
-    """SQLAlchemy URL (postgresql+psycopg://) -> libpq DSN."""
-    url = make_url(db_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    """SQLAlchemy URL (postgresql+psycopg://) -> libpq DSN, its percent-encoding kept as given
+    (SQLAlchemy's re-rendering decodes a space, which libpq then refuses)."""
+    return libpq_dsn(db_url)
 
 
 def connect(ctx: CheckContext) -> psycopg.Connection:

@@ -27,7 +27,10 @@ def remember(secret: str | None) -> None:
     global _ordered
     if not secret or len(secret) < MIN_LENGTH:
         return
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    # Raw, and every encoding a client may print it in: fully percent-encoded, form-encoded,
+    # with '/' kept, and SQLAlchemy's rendering (spaces and '+' kept).
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret),
+             quote(secret, safe=" +")}
     with _lock:
         if forms <= _known:
             return

@@ -129,3 +129,81 @@ def test_no_password_in_logs_plans_errors_or_events(secret_db, logs, redis_url, 
 
     leaks = [t[:200] for t in texts if password in t or password[::-1] in t]
     assert leaks == []
+
+
+# Passwords pattern masking cannot delimit, or that clients split differently when unencoded.
+HARD_PASSWORDS = {
+    "at-colon-slash": "p@ss:w/rd",
+    "hash-space": "pa#ss w0rd long",
+    "non-ascii": "Пароль-секрет-ß",
+    "everything": "a@b:c/d#e f?g%h",
+}
+
+
+@pytest.fixture
+def hard_secret(pg_server, db_templates, request) -> Iterator[tuple[str, str, str]]:
+    """(percent-encoded URL, role, password) for a scram role whose password is hard."""
+    from urllib.parse import quote
+
+    password = request.param
+    role, dbname = f"hard_{uuid.uuid4().hex[:10]}", f"hard_{uuid.uuid4().hex[:10]}"
+    hba = Path(pg_server.data_dir) / "pg_hba.conf"
+    original = hba.read_text(encoding="utf-8")
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            sql.Identifier(dbname), sql.Identifier(db_templates.template("baseline")), sql.Identifier(role)))
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + original, encoding="utf-8")
+        conn.execute("SELECT pg_reload_conf()")
+    url = f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{pg_server.port}/{dbname}"
+    try:
+        yield url, role, password
+    finally:
+        hba.write_text(original, encoding="utf-8")
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("hard_secret", list(HARD_PASSWORDS.values()), ids=list(HARD_PASSWORDS),
+                         indirect=True)
+def test_a_hard_password_appears_nowhere(hard_secret, redis_url, tmp_path) -> None:
+    """Every output of a rollout step, a check report (JSON and JUnit files), a plan, a failed
+    login and the event log is scanned for the password, raw and percent-encoded; the same
+    password given unencoded is refused in one line that does not repeat it."""
+    from urllib.parse import quote
+
+    url, _role, password = hard_secret
+    forms = {password, quote(password, safe=""), quote(password)}
+    env = {"PHASEGATE_CONFIG": str(tmp_path / "none.toml"), "PHASEGATE_SEC_DB_URL": url,
+           "PHASEGATE_SEC_REDIS_URL": redis_url}
+    texts = [
+        _invoke("rollout", "--phase", "expand", "--env", "sec", env=env),
+        _invoke("check", "--env", "sec", "--phase", "expand", "--format", "json",
+                "--output", str(tmp_path / "checks.json"), env=env),
+        _invoke("check", "--env", "sec", "--phase", "expand", "--format", "junit",
+                "--output", str(tmp_path / "checks.xml"), env=env),
+        _invoke("plan", "--env", "sec", "--format", "both", "--out", str(tmp_path / "plans"), env=env),
+    ]
+    assert "gated" in texts[0], texts[0]
+    wrong = url.replace(quote(password, safe=""), quote(password[::-1], safe=""))
+    failed = _invoke("rollout", "--status", "--env", "bad",
+                     env={**env, "PHASEGATE_BAD_DB_URL": wrong, "PHASEGATE_BAD_REDIS_URL": redis_url})
+    assert failed.startswith("phasegate: cannot reach the database of bad"), failed
+    texts.append(failed)
+    raw = url.replace(quote(password, safe=""), password)
+    refused = _invoke("rollout", "--status", "--env", "raw",
+                      env={**env, "PHASEGATE_RAW_DB_URL": raw, "PHASEGATE_RAW_REDIS_URL": redis_url})
+    if any(ch in password for ch in "@/#? %"):
+        assert "percent-encode" in refused and refused.count("\n") <= 1, refused
+    texts.append(refused)
+    with psycopg.connect(url) as conn:
+        texts += [str(r) for r in conn.execute(
+            "SELECT actor, detail FROM phasegate_rollout_event").fetchall()]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"checks.json", "checks.xml"} <= {p.name for p in files}
+    texts += [p.read_text(encoding="utf-8") for p in files]
+    leaks = [t[:200] for t in texts for form in forms | {password[::-1]} if form in t]
+    assert leaks == []
