@@ -1,8 +1,10 @@
 """The persistent embedded environment behind ``--env local``.
 
 A PostgreSQL cluster and a Redis server under ``.phasegate/local/`` in the project (git
-ignored), started on demand and left running between commands; ``invoke local.stop`` stops
-them. As root, Postgres runs as an unprivileged user, so its directory must be reachable by
+ignored). Only ``invoke local.up`` and ``invoke demo`` start them (:func:`up`); every other
+command attaches to them (:func:`attach`) and, when they are stopped, says so in one line
+instead of starting them behind the operator's back. ``invoke local.stop`` stops them, and
+they stay stopped. As root, Postgres runs as an unprivileged user, so its directory must be reachable by
 that user; when the project path is not (for example under a 0700 home), the cluster lives
 in ``/tmp/phasegate-local-<hash>`` instead and ``.phasegate/local/state.json`` says where.
 """
@@ -149,13 +151,39 @@ def _ensure_redis(st: LocalState) -> None:
         time.sleep(0.05)
 
 
+def _stopped_marker(project: Path) -> Path:
+    return state_dir(project) / "stopped"
+
+
+class LocalStopped(ServerUnavailable):
+    """The local servers are stopped (or were never started): run `invoke local.up`."""
+
+
 def up(project: Path) -> LocalState:
-    """Start (or find running) the local Postgres and Redis; return their state."""
+    """Start (or find running) the local Postgres and Redis; return their state. Only
+    ``invoke local.up`` and ``invoke demo`` call this: starting servers is their job."""
     st = load_state(project) or _new_state(project)
     state_dir(project).mkdir(parents=True, exist_ok=True)
     _state_file(project).write_text(json.dumps(asdict(st), indent=2))
+    _stopped_marker(project).unlink(missing_ok=True)
     _ensure_postgres(st)
     _ensure_redis(st)
+    return st
+
+
+def attach(project: Path) -> LocalState:
+    """The running local servers' state; never starts them (LocalStopped says how)."""
+    st = load_state(project)
+    if st is None:
+        raise LocalStopped(f"no local servers in {project}: run `invoke local.up` "
+                           "(or `invoke demo`) first")
+    if _stopped_marker(project).exists():
+        raise LocalStopped("local servers are stopped: run `invoke local.up`")
+    down_now = [name for name, port in (("postgres", st.pg_port), ("redis", st.redis_port))
+                if not _port_open(port)]
+    if down_now:
+        raise LocalStopped(f"local {' and '.join(down_now)} not running (was the machine "
+                           "restarted?): run `invoke local.up`")
     return st
 
 
@@ -164,6 +192,8 @@ def down(project: Path) -> bool:
     st = load_state(project)
     if st is None:
         return False
+    # Written first: even if a server is already gone, the environment now stays stopped.
+    _stopped_marker(project).write_text("stopped by invoke local.stop\n")
     ephemeral.stop_postgres_cluster(Path(st.bin_dir), Path(st.pg_dir), st.run_as, mode="fast")
     pidfile = Path(st.redis_dir) / "redis.pid"
     if pidfile.exists():

@@ -157,7 +157,7 @@ def resolve_target(env_name: str, project: Path) -> Target:
     if env_name == "local":
         from infra import local
 
-        st = local.up(project)
+        st = local.attach(project)  # never starts them: local.up and the demo do
         return Target("local", st.pg_url, st.redis_url, False,
                       Settings.from_mapping(config.get("settings", {})))
     envs = config.get("environments", {})
