@@ -27,12 +27,25 @@ def _print_reports(reports: list[Any], fmt: str) -> None:
     for col in ("phase", "direction", "outcome", "seconds", "gate"):
         table.add_column(col)
     for r in reports:
-        gate = ", ".join(f"{g.get('check_id')}={g.get('verdict')}" for g in r.gate) or "-"
-        table.add_row(r.phase, r.direction, r.outcome, f"{r.seconds:.1f}", gate)
+        table.add_row(r.phase, r.direction, r.outcome, f"{r.seconds:.1f}", gate_cell(r.gate))
     Console().print(table)
     for r in reports:
         if r.message:
             print(r.message)
+
+
+def gate_cell(gate: list[dict[str, Any]]) -> str:
+    """A phase's gate in a few characters (it reads at 80 columns): ``pass 7/7``,
+    ``FAIL 1/8``, ``warn 1/8``, ``pending``; the checks behind it are listed below the table."""
+    if not gate:
+        return "-"
+    verdicts = [g["verdict"] for g in gate]
+    if all(v == "pending" for v in verdicts):
+        return "pending"
+    for mark, word in (("fail", "FAIL"), ("warn", "warn")):
+        if mark in verdicts:
+            return f"{word} {verdicts.count(mark)}/{len(verdicts)}"
+    return f"pass {verdicts.count('pass')}/{len(verdicts)}"
 
 
 def _print_status(st: dict[str, Any], fmt: str) -> None:
@@ -40,18 +53,24 @@ def _print_status(st: dict[str, Any], fmt: str) -> None:
         print(json.dumps(st, indent=2, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    console.print(f"target [bold]{st['target']}[/]  schema: {st['point'] or st['revision'] or 'unmigrated'}")
+    console.print(f"target [bold]{escape(st['target'])}[/]  schema: "
+                  f"{escape(st['point'] or st['revision'] or 'unmigrated')}")
     table = Table()
-    for col in ("phase", "status", "step", "actions", "last gate", "by", "when"):
+    for col in ("phase", "status", "step", "actions", "gate", "by", "when"):
         table.add_column(col)
+    why: list[str] = []
     for p in st["phases"]:
-        gate = ", ".join(f"{g['check']}={g['verdict']}" for g in p["gate"]) or "-"
-        table.add_row(p["phase"], p["status"], p["step"] or "-", f"{p['done']}/{p['of']}", gate,
-                      p["actor"] or "-", str(p["updated_at"] or "-")[:19])
+        table.add_row(p["phase"], p["status"], escape(p["step"] or "-"), f"{p['done']}/{p['of']}",
+                      gate_cell(p["gate"]), escape(p["actor"] or "-"), str(p["updated_at"] or "-")[:16])
+        why += [f"{p['phase']}: {g['check']} ({g['verdict']}): {g.get('summary', '')}"
+                for g in p["gate"] if g["verdict"] in ("fail", "warn")]
     console.print(table)
+    for line in why:  # the reason of every failed or warning check; all detail in --format json
+        console.print(f"  [red]why[/] {escape(line)}", overflow="fold")
     if st["events"]:
         ev = Table(title="recent events")
         for col in ("at", "phase", "event", "action", "outcome", "by"):

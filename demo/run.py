@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import redis as redis_lib
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from demo.workload import Summary, Workload, WorkloadConfig, summarize
@@ -47,7 +48,7 @@ class PhaseResult:
     phase: str
     outcome: str
     seconds: float
-    gate: tuple[tuple[str, str], ...]
+    gate: tuple[tuple[str, str, str], ...]  # (check, verdict, summary)
     workload: Summary
     error: str | None = None
 
@@ -100,9 +101,10 @@ def _phase_table(res: PhaseResult) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, min_width=60)
     table.add_column("what", style="bold")
     table.add_column("value")
-    for check, verdict in res.gate:
+    for check, verdict, summary in res.gate:
         color = {"pass": "green", "fail": "red"}.get(verdict, "yellow")
-        table.add_row(f"gate {check}", f"[{color}]{verdict}[/]")
+        why = f": {escape(summary)}" if verdict in ("fail", "warn") and summary else ""
+        table.add_row(f"gate {check}", f"[{color}]{verdict}[/]{why}")
     w = res.workload
     table.add_row("workload ops", f"{w.ops:,} ({w.ops_per_second:.0f}/s)")
     errs = "[green]0[/]" if not w.failed else f"[red]{w.failed_writes} writes, {w.failed_reads} reads[/]"
@@ -110,20 +112,20 @@ def _phase_table(res: PhaseResult) -> Table:
     table.add_row("latency p50 / p99 / max", f"{w.p50_ms:.1f} / {w.p99_ms:.1f} / {w.max_ms:.1f} ms")
     table.add_row("longest stall", f"{w.longest_stall_ms:.0f} ms")
     for text, n in list(w.errors.items())[:3]:
-        table.add_row(f"[red]error x{n}[/]", text)
-    if res.error:
-        table.add_row("[red]engine[/]", res.error)
+        table.add_row(f"[red]error x{n}[/]", escape(text))
+    if res.error:  # a failed gate's line names each failed check, its summary and threshold
+        table.add_row("[red]engine[/]", escape(res.error))
     return table
 
 
-def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str], ...], str | None]:
+def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str, str], ...], str | None]:
     from phasegate.errors import PhasegateError
 
     try:
         rep = ro.apply(phase, yes=True)  # the demo is not production: irreversible steps run
     except PhasegateError as exc:
         return "failed", (), str(exc).splitlines()[0]
-    return rep.outcome, tuple((g["check_id"], g["verdict"]) for g in rep.gate), None
+    return rep.outcome, tuple((g["check_id"], g["verdict"], g.get("summary", "")) for g in rep.gate), None
 
 
 def run_demo(env: str, project: Path, *, jobs: int = 100_000, workers: int = 2,
@@ -188,7 +190,7 @@ def _print_total(console: Console, r: DemoResult) -> None:
     for col in ("phase", "outcome", "seconds", "gate", "ops", "failed", "p99 ms", "max ms"):
         table.add_column(col)
     for p in r.phases:
-        verdicts = ", ".join(sorted({v for _, v in p.gate})) or "-"
+        verdicts = ", ".join(sorted({g[1] for g in p.gate})) or "-"
         table.add_row(p.phase, p.outcome, f"{p.seconds:.1f}", verdicts, f"{p.workload.ops:,}",
                       str(p.workload.failed), f"{p.workload.p99_ms:.1f}", f"{p.workload.max_ms:.1f}")
     console.print(table)

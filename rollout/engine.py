@@ -292,16 +292,21 @@ class Rollout:
         if failed:
             st.status = FAILED
             self.store.save(st)
+            why = gates.reasons(results, self.target.settings)
             if not auto_rollback:
                 raise GateFailed(phase.name, failed, "left applied (--no-auto-rollback); "
-                                 f"roll back with: invoke rollout --env {self.target.name} --rollback")
+                                 f"roll back with: invoke rollout --env {self.target.name} --rollback",
+                                 why)
             outcome = self._auto_rollback(ctx, actions, f"gate failed: {', '.join(failed)}")
-            raise GateFailed(phase.name, failed, outcome)
+            raise GateFailed(phase.name, failed, outcome, why)
         st.status = GATED
         self.store.save(st)
         self.store.event(ctx.rollout_id, phase.name, "completed", self.actor, outcome="gated")
+        warnings = gates.reasons(results, self.target.settings)
         return PhaseReport(phase.name, "forward", "gated", round(time.monotonic() - t0, 3),
-                           st.gate_results, list(st.completed_actions))
+                           st.gate_results, list(st.completed_actions),
+                           f"{phase.name}: gate passed with warnings: {'; '.join(warnings)}"
+                           if warnings else "")
 
     def _after_failure(self, ctx: PhaseContext, phase: Phase, actions: list[Any], exc: ActionFailed,
                        auto_rollback: bool) -> RolloutError:

@@ -60,9 +60,14 @@ class ActionFailed(RolloutError):
 class GateFailed(RolloutError):
     """The gate after apply did not pass."""
 
-    def __init__(self, phase: str, failed: list[str], rollback: str) -> None:
+    def __init__(self, phase: str, failed: list[str], rollback: str,
+                 reasons: list[str] | None = None) -> None:
         self.phase, self.failed, self.rollback = phase, failed, rollback
-        super().__init__(f"{phase}: gate failed ({', '.join(failed)}); {rollback}")
+        self.reasons = list(reasons or [])
+        # One line, as every CLI error is: each failed (then warning) check with its summary
+        # and the thresholds it compared, then what happened to the phase.
+        why = "; ".join(self.reasons) or ", ".join(failed)
+        super().__init__(f"{phase}: gate failed: {why}; {rollback}")
 
 
 class RollbackFailed(RolloutError):

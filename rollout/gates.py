@@ -128,6 +128,33 @@ def gate_text(phase: Phase, settings: Settings) -> str:
 
 def status_gate(phase: Phase, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``--status``'s gate column: each check the phase declares, with its verdict in the last
-    recorded gate (``pending`` when it has not run there)."""
-    last = {r.get("check_id"): r.get("verdict") for r in results}
-    return [{"check": cid, "verdict": last.get(cid, "pending")} for cid in phase.gate_checks]
+    recorded gate (``pending`` when it has not run there) and, when it did not pass, the
+    one-line summary that says why."""
+    last = {r.get("check_id"): r for r in results}
+    out = []
+    for cid in phase.gate_checks:
+        row = last.get(cid, {})
+        verdict = row.get("verdict", "pending")
+        entry = {"check": cid, "verdict": verdict}
+        if verdict in ("fail", "warn"):
+            entry["summary"] = str(row.get("summary", ""))
+        out.append(entry)
+    return out
+
+
+def reasons(results: list[Any], settings: Settings) -> list[str]:
+    """Why a gate did not simply pass: ``check (fail): summary [threshold=value, ...]`` for
+    each failed check, then each warning, with only the settings that check compared."""
+    import checks
+
+    registry, values = checks.all_checks(), settings.gate_params()
+    lines = []
+    for wanted in ("fail", "warn"):
+        for r in results:
+            if r.verdict.value != wanted:
+                continue
+            spec = registry.get(r.check_id)
+            limits = ", ".join(f"{k}={number(values[k])}" for k in (spec.reads if spec else ())
+                               if k in values)
+            lines.append(f"{r.check_id} ({wanted}): {r.summary}" + (f" [{limits}]" if limits else ""))
+    return lines

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -65,7 +66,9 @@ def test_parity_break_fails_the_gate_and_rolls_back(make_db, redis_url, tmp_path
     stale.start()
     ro = Rollout(target, "rm", plans_dir=tmp_path / "plans")
     try:
-        with pytest.raises(GateFailed, match=r"dual_write: gate failed \(.*parity.*\); rolled back automatically"):
+        # The line says why: the check, its summary and the threshold it compared.
+        with pytest.raises(GateFailed, match=r"dual_write: gate failed: parity \(fail\): .+"
+                                             r"\[.*parity_grace_seconds=0\.1.*\].*; rolled back automatically"):
             ro.apply("dual_write")
     finally:
         stale.stop.set()
@@ -98,6 +101,18 @@ def test_no_auto_rollback_leaves_the_phase_applied(make_db, redis_url, tmp_path)
         stale.stop.set()
         stale.join(5)
     assert phases_of(snapshot(target))["dual_write"] == "failed"
+    # --status says why too: in JSON the failed check carries its summary ...
+    gate = next(p for p in ro.status()["phases"] if p["phase"] == "dual_write")["gate"]
+    parity = next(g for g in gate if g["check"] == "parity")
+    assert parity["verdict"] == "fail" and parity["summary"]
+    # ... and the table (at 80 columns) names it under a compact gate cell.
+    env = {**os.environ, "COLUMNS": "80", "PHASEGATE_GW_DB_URL": target.db_url,
+           "PHASEGATE_GW_REDIS_URL": target.redis_url, "PHASEGATE_CONFIG": str(tmp_path / "none.toml")}
+    shown = subprocess.run([sys.executable, "-m", "invoke", "rollout", "--status", "--env", "gw"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "FAIL " in shown.stdout and "why dual_write: parity (fail): " in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
     assert flags_of(snapshot(target))["write_mode"] == "dual"
     ro.rollback()
     ro.close()
