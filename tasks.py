@@ -10,12 +10,16 @@ from __future__ import annotations
 from invoke import Collection
 
 from cli import checks, demo, dlq, local, provision, reconcile, rollout, verify
+from cli.base import install_signal_handlers
 from cli.logs import configure_logging
 
 # Rollout, dead-letter and write-path log lines reach the terminal (stderr), as text or as
 # JSON lines: PHASEGATE_LOG_FORMAT=text|json, PHASEGATE_LOG_LEVEL (default INFO);
 # `phasegate --log-format json ...` sets the same.
 configure_logging()
+# SIGTERM (a CI job cancelled, a pod stopped) stops a command the way Ctrl-C does: one line,
+# the phase marked interrupted, the command that resumes it.
+install_signal_handlers()
 
 ns = Collection()
 # The release manager's commands.

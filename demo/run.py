@@ -120,9 +120,15 @@ def _phase_table(res: PhaseResult) -> Table:
 
 def _apply(ro: Any, phase: str) -> tuple[str, tuple[tuple[str, str, str], ...], str | None]:
     from phasegate.errors import PhasegateError
+    from rollout.errors import Stopped
 
     try:
         rep = ro.apply(phase, yes=True)  # the demo is not production: irreversible steps run
+    except Stopped as exc:
+        # The demo's target is its own throwaway database, not an environment the rollout
+        # command knows: what resumes it is the demo itself, which starts over cleanly.
+        raise Stopped(exc.phase, exc.action_id, exc.signal_name,
+                      "invoke demo (it starts over on its own database)") from None
     except PhasegateError as exc:
         return "failed", (), str(exc).splitlines()[0]
     return rep.outcome, tuple((g["check_id"], g["verdict"], g.get("summary", "")) for g in rep.gate), None

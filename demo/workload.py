@@ -216,8 +216,13 @@ class _Actor:
 def _worker_main(cfg: WorkloadConfig, index: int, out_path: str, stop: Any, ready: Any) -> None:
     """Entry point of one spawned worker process."""
     import logging
+    import signal
 
     logging.disable(logging.ERROR)  # the ledger logs every simulated failure; we record them
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops the workers
+    # through ``stop`` (and they exit if orphaned), so they ignore it rather than each
+    # printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     actor = _Actor(cfg, index)
     ops = [op for op, _ in cfg.mix]

@@ -41,6 +41,7 @@ from rollout.errors import (
     PreflightFailed,
     RollbackFailed,
     RolloutError,
+    Stopped,
 )
 from rollout.phase import PHASE_ORDER, OnProgress, Phase, PhaseContext
 from rollout.phases import PHASES
@@ -49,6 +50,7 @@ from rollout.state import (
     APPLYING,
     FAILED,
     GATED,
+    INTERRUPTED,
     ROLLED_BACK,
     ROLLING_BACK,
     StateStore,
@@ -136,6 +138,8 @@ class Rollout:
         except LockHeld as exc:
             self._record(phase, "lock_refused", "refused", {"holder": exc.holder})
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into one by the CLI
+            raise self._stopped(getattr(exc, "signal_name", "Ctrl-C")) from None
         except Interrupted as exc:
             self._record(phase, "interrupted", "interrupted", {"error": str(exc)})
             raise
@@ -147,6 +151,32 @@ class Rollout:
             err = Interrupted(phase, None, exc)
             self._record(phase, "interrupted", "interrupted", {"error": str(err)})
             raise err from exc
+
+    def _stopped(self, signal_name: str) -> Stopped:
+        """Mark the phase a signal stopped ``interrupted`` (not ``applying``, which would look
+        live), record who and where, and say the command that resumes it."""
+        try:
+            moving = [st for st in (self.store.get(p) for p in PHASE_ORDER)
+                      if st.status in (APPLYING, APPLIED, ROLLING_BACK)]
+        except (SQLAlchemyError, psycopg.Error):
+            moving = []
+        if not moving:
+            return Stopped("rollout", None, signal_name, "nothing was in progress; run the command again")
+        st = moving[-1]
+        if st.direction == "rollback":
+            resume = f"invoke rollout --env {self.target.name} --rollback --to {_previous(st.phase)}"
+        else:
+            resume = f"invoke rollout --env {self.target.name} --phase {st.phase}"
+        action = st.current_action
+        try:
+            st.status = INTERRUPTED
+            self.store.save(st)
+        except (SQLAlchemyError, psycopg.Error):
+            log.info("could not mark %s interrupted: the database is unreachable", st.phase)
+        self._record(st.phase, "interrupted", "interrupted",
+                     {"signal": signal_name, "action_id": action, "direction": st.direction,
+                      "resume": resume})
+        return Stopped(st.phase, action, signal_name, resume)
 
     def _record(self, phase: str, event: str, outcome: str, detail: dict[str, Any]) -> None:
         """Audit an outcome that happened outside the lock; skipped if the database is gone."""
@@ -199,7 +229,7 @@ class Rollout:
                     phase.name, f"{later} is {st.status}; roll it back first",
                     f"invoke rollout --env {self.target.name} --rollback --to {phase.name}")
         st = self.store.get(phase.name)
-        if st.status == ROLLING_BACK:
+        if st.status == ROLLING_BACK or (st.status == INTERRUPTED and st.direction == "rollback"):
             raise OutOfOrder(phase.name, "its rollback was interrupted",
                              f"invoke rollout --env {self.target.name} --rollback --to {_previous(phase.name)}")
 
@@ -255,7 +285,7 @@ class Rollout:
                                    message=f"{phase.name} is already complete; next: {_next(phase.name)}")
             self._order_check(phase)
             self._confirm_irreversible(phase, yes, confirm_env)
-            resuming = st.status in (APPLYING, APPLIED, FAILED) and st.rollout_id
+            resuming = st.status in (APPLYING, APPLIED, FAILED, INTERRUPTED) and st.rollout_id
             rollout_id: str = st.rollout_id if resuming and st.rollout_id else uuid.uuid4().hex[:12]
             if not resuming:
                 st.completed_actions, st.checkpoint, st.gate_results = [], {}, []
@@ -365,6 +395,7 @@ class Rollout:
                              outcome="refused", detail={"reasons": reasons, "direction": "rollback"})
             raise PreflightFailed(phase.name, reasons)
         self.store.event(rollout_id, phase.name, "rollback_started", self.actor)
+        st.actor = self.actor  # the state row names who rolled it back, not who applied it
         executor.run_backward(ctx, phase.plan())
         self.store.event(rollout_id, phase.name, "rolled_back", self.actor, outcome="ok")
         return PhaseReport(phase.name, "rollback", "rolled_back", round(time.monotonic() - t0, 3))

@@ -106,6 +106,17 @@ class Interrupted(RolloutError):
             "back and the step is idempotent: run the same command again to resume")
 
 
+class Stopped(RolloutError):
+    """A signal (Ctrl-C, SIGTERM) stopped the rollout where it was: the phase is marked
+    ``interrupted``, nothing was rolled back, and ``resume`` is the command that goes on."""
+
+    def __init__(self, phase: str, action_id: str | None, signal_name: str, resume: str) -> None:
+        self.phase, self.action_id, self.signal_name, self.resume = phase, action_id, signal_name, resume
+        where = f" at {action_id}" if action_id else ""
+        super().__init__(f"{phase}: stopped by {signal_name}{where}; nothing was rolled back; "
+                         f"resume with: {resume}")
+
+
 class LockLost(Interrupted):
     """The session holding the rollout lock died (the server restarted): another rollout
     could start now, so this one stops at its next step."""

@@ -33,6 +33,9 @@ APP_NAME_PREFIX = "phasegate-rollout"
 
 PENDING, APPLYING, APPLIED, GATED, FAILED = "pending", "applying", "applied", "gated", "failed"
 ROLLING_BACK, ROLLED_BACK = "rolling_back", "rolled_back"
+# Stopped by a signal (Ctrl-C, SIGTERM) mid-phase: nothing runs; ``direction`` says which way
+# it was going, and the same command resumes it (every action is idempotent, checkpointed).
+INTERRUPTED = "interrupted"
 
 INSTALLED_SQL = sqlfiles.query(__file__, "state", "state_installed")
 GET_SQL = sqlfiles.query(__file__, "state", "phase_state")
