@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoke import Exit
 
-from phasegate.errors import PhasegateError
+from phasegate.errors import ConfigError, PhasegateError, ServerUnavailable, Unreachable
 from phasegate.text import first_line, mask_secrets, printable
 from rollout.errors import Stopped
 
@@ -37,10 +37,53 @@ def project_dir(cwd: Path | None = None) -> Path:
 # Errors a user can cause or fix; anything else is a bug and keeps its traceback.
 EXPECTED = (PhasegateError,)  # ServerUnavailable and IrreversibleMigration included
 
+# Exit codes that mean one thing each, for every command (README "Exit codes"):
+EXIT_REFUSED = 1  # refused (a precondition, a lock, a confirmation) or a check failed
+EXIT_COULD_NOT_RUN = 2  # bad input, or a server that could not be reached
+EXIT_STOPPED = 130  # stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT)
+
 
 def one_line(exc: BaseException) -> str:
-    """``phasegate: <the error's first line>``, printable and with secrets masked."""
-    return f"phasegate: {printable(mask_secrets(first_line(exc)))}"
+    """``phasegate: <the error's first line>``, printable and with secrets masked. For a
+    driver error wrapped by SQLAlchemy, the driver's own line (not the wrapper's class name)."""
+    inner = getattr(exc, "orig", None) or exc
+    return f"phasegate: {printable(mask_secrets(first_line(inner)))}"
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """The drivers' errors for a server that did not answer or refused the login: the
+    operator's to fix, so one line (imported lazily: ``--list`` should not load drivers)."""
+    import psycopg
+    import redis
+    from sqlalchemy.exc import DBAPIError
+
+    return (psycopg.OperationalError, psycopg.ProgrammingError, DBAPIError, redis.RedisError)
+
+
+def require_reachable(name: str, db_url: str) -> None:
+    """Unreachable (exit 2) unless the target's database answers a login within 10 s."""
+    import psycopg
+
+    from phasegate.text import first_line
+    from phasegate.urls import libpq_dsn
+
+    try:
+        psycopg.connect(libpq_dsn(db_url), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        raise Unreachable(f"cannot reach the database of {name}: {first_line(exc)}") from None
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of an expected error (see the constants above)."""
+    from rollout.errors import Interrupted
+
+    if isinstance(exc, Stopped):
+        return EXIT_STOPPED
+    if isinstance(exc, ConfigError | ServerUnavailable | Unreachable | Interrupted):
+        return EXIT_COULD_NOT_RUN
+    if not isinstance(exc, PhasegateError):  # a driver's connection error
+        return EXIT_COULD_NOT_RUN
+    return EXIT_REFUSED
 
 
 class Terminated(KeyboardInterrupt):
@@ -60,21 +103,23 @@ def install_signal_handlers() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-# Exit code of a command stopped by a signal (the shell's convention: 128 + SIGINT).
-STOPPED_EXIT = 130
-
-
 @contextlib.contextmanager
 def clean_errors(*extra: type[BaseException]) -> Iterator[None]:
-    """Turn expected errors into ``Exit(one line, code=1)``: no traceback, no secret. A
-    command stopped by Ctrl-C or SIGTERM ends with one line and exit code 130."""
+    """Turn expected errors (and the drivers' connection errors) into ``Exit(one line,
+    code)``: no traceback, no secret; the code says refused (1), could not run (2) or
+    stopped (130). Output piped into ``head`` that stopped reading ends quietly.
+    ``PHASEGATE_DEBUG=1`` keeps the traceback, for a bug report."""
     try:
         yield
     except KeyboardInterrupt as exc:
         name = getattr(exc, "signal_name", "Ctrl-C")
-        raise Exit(f"phasegate: stopped by {name}; nothing more was done", code=STOPPED_EXIT) from None
+        raise Exit(f"phasegate: stopped by {name}; nothing more was done", code=EXIT_STOPPED) from None
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the final flush must not raise again
+        raise Exit(code=0) from None
     except BaseException as exc:
-        if not isinstance(exc, (*EXPECTED, *extra)):
+        if os.environ.get("PHASEGATE_DEBUG") == "1":
             raise
-        code = STOPPED_EXIT if isinstance(exc, Stopped) else 1
-        raise Exit(one_line(exc), code=code) from None
+        if not isinstance(exc, (*EXPECTED, *connection_errors(), *extra)):
+            raise
+        raise Exit(one_line(exc), code=exit_code(exc)) from None

@@ -13,8 +13,8 @@ from typing import Any
 
 from invoke import Exit, task
 
-from cli.base import EXPECTED, one_line, project_dir
-from phasegate.files import write_text_atomic
+from cli.base import EXPECTED, one_line, project_dir, require_reachable
+from phasegate.files import check_output_path, write_text_atomic
 
 FORMATS = ("table", "json", "junit")
 
@@ -131,6 +131,8 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
     from rollout.environments import open_target
 
     with _could_not_run():
+        if output:  # refused before any connection, not after the checks ran
+            check_output_path(Path(output), "--output")
         params = parse_params(param or [])
         if check:
             ids = [i.strip() for i in check.split(",") if i.strip()]
@@ -142,6 +144,9 @@ def check(c, env="local", phase=None, check=None, format="table", output=None, p
         else:
             ids = [*checks.all_checks()]
         with open_target(env, project_dir()) as target:
+            # A database that does not answer is "could not run" (exit 2), not seven failed
+            # checks (exit 1): CI must tell a broken gate from a broken connection.
+            require_reachable(target.name, target.db_url)
             ctx = gates.context(target.db_url, target.redis_url, target.settings, **params)
             results = checks.run_checks(ids, ctx)
     fails = sum(1 for r in results if r.verdict is checks.Verdict.FAIL)

@@ -28,7 +28,7 @@ def demo(c, jobs=None, env="local", workers=None, rate=None):
         workers = int(workers) if workers is not None else 2
         rate = float(rate) if rate is not None else 80.0
     except ValueError:
-        raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=1) from None
+        raise Exit("phasegate: --jobs and --workers must be integers, --rate a number", code=2) from None
     # Bars only on a terminal (Rich's own test, as for the rest of the demo's output).
     with clean_errors(), progress_bars(Console().is_terminal) as bars:
         result = run_demo(env, project_dir(), jobs=jobs, workers=workers, rate=rate,

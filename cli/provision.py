@@ -15,7 +15,7 @@ from cli.base import clean_errors
 def provision(c, stack="dev", preview=False, destroy=False):
     """Create or update the database, its least-privilege roles and Redis for a stack."""
     if preview and destroy:
-        raise Exit("phasegate: choose at most one of --preview and --destroy", code=1)
+        raise Exit("phasegate: choose at most one of --preview and --destroy", code=2)
     from infra import automation
 
     action = (automation.Action.PREVIEW if preview

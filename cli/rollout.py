@@ -8,7 +8,7 @@ from typing import Any
 
 from invoke import Exit, task
 
-from cli.base import clean_errors, project_dir
+from cli.base import clean_errors, project_dir, require_reachable
 from phasegate.actor import resolve_actor
 
 
@@ -104,12 +104,12 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
     from rollout.environments import open_target
 
     if format not in ("table", "json"):
-        raise Exit("phasegate: --format must be table or json", code=1)
+        raise Exit("phasegate: --format must be table or json", code=2)
     modes = sum(bool(x) for x in (phase, rollback, status))
     if modes != 1:
-        raise Exit("phasegate: give exactly one of --phase P, --rollback [--to P], --status", code=1)
+        raise Exit("phasegate: give exactly one of --phase P, --rollback [--to P], --status", code=2)
     if to and not rollback:
-        raise Exit("phasegate: --to goes with --rollback", code=1)
+        raise Exit("phasegate: --to goes with --rollback", code=2)
     from cli.progress import progress_bars
 
     show = sys.stdout.isatty() if progress is None else bool(progress)
@@ -133,7 +133,7 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
                     print(f"  gate: {out['gate']}")
             elif rollback:
                 if dry_run:
-                    raise Exit("phasegate: --dry-run goes with --phase", code=1)
+                    raise Exit("phasegate: --dry-run goes with --phase", code=2)
                 _print_reports(engine.rollback(to), format)
             else:
                 _print_reports([engine.apply(phase, yes=yes, confirm_env=confirm,
@@ -148,9 +148,11 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
         "phase": "one phase (default: every phase)",
         "format": "md (default), json, or both",
         "out": "directory to write to (default plans/<env>/); '-' prints to stdout",
+        "offline": "write the plans without reaching the database (time estimates unknown); "
+                   "otherwise an unreachable database is an error (exit 2)",
     }
 )
-def plan(c, env="local", phase=None, format="md", out=None):
+def plan(c, env="local", phase=None, format="md", out=None, offline=False):
     """Generate the rollback plan (runbook) of each phase from the actions the engine runs."""
     from pathlib import Path
 
@@ -162,10 +164,12 @@ def plan(c, env="local", phase=None, format="md", out=None):
     from rollout.phase import PHASE_ORDER
 
     if format not in ("md", "json", "both"):
-        raise Exit("phasegate: --format must be md, json or both", code=1)
+        raise Exit("phasegate: --format must be md, json or both", code=2)
     with clean_errors(), open_target(env, project_dir()) as target:
         names = [phase_named(phase).name] if phase else list(PHASE_ORDER)
-        engine = create_engine(target.db_url, pool_pre_ping=True)
+        if not offline:  # the estimates come from the real table sizes: no guessing silently
+            require_reachable(target.name, target.db_url)
+        engine = None if offline else create_engine(target.db_url, pool_pre_ping=True)
         try:
             sizes = plans.table_sizes(engine)
             if out == "-":
@@ -176,7 +180,8 @@ def plan(c, env="local", phase=None, format="md", out=None):
             directory = Path(out) if out else project_dir() / "plans" / target.name
             written = plans.write_all(target, directory, engine, names)
         finally:
-            engine.dispose()
+            if engine is not None:
+                engine.dispose()
     for path in written:
         if format == "both" or path.suffix == (".json" if format == "json" else ".md"):
             print(path)

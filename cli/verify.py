@@ -9,6 +9,7 @@ from invoke import Exit, task
 
 from cli.base import clean_errors, project_dir
 from phasegate.files import check_output_path, write_text_atomic
+from phasegate.numbers import whole_number
 
 
 @task(
@@ -18,7 +19,7 @@ from phasegate.files import check_output_path, write_text_atomic
         "junit": "where to write the JUnit XML (default reports/verify.xml)",
     }
 )
-def verify(c, provider="containers", jobs=5000, junit=None):
+def verify(c, provider="containers", jobs="5000", junit=None):
     """Throwaway Postgres + Redis, seed, run every phase forward and back with all gates, JUnit XML."""
     from rich.console import Console
 
@@ -27,15 +28,16 @@ def verify(c, provider="containers", jobs=5000, junit=None):
     from rollout import verify as verifier
     from rollout.environments import open_target
 
+    out = Path(junit) if junit else project_dir() / "reports" / "verify.xml"
+    with clean_errors():  # bad input is refused before minutes of work, not after
+        jobs = whole_number(jobs, "--jobs", 100, 10_000_000)
+        check_output_path(out, "--junit")
     if provider not in ("containers", "binaries"):
-        raise Exit("phasegate: --provider must be containers or binaries", code=1)
+        raise Exit("phasegate: --provider must be containers or binaries", code=2)
     if provider == "containers" and not docker_available():
         raise Exit('phasegate: no Docker-API engine answers (DOCKER_HOST); on Podman run '
-                   'eval "$(.ci/podman/setup)" first, or use --provider binaries', code=1)
+                   'eval "$(.ci/podman/setup)" first, or use --provider binaries', code=2)
     console = Console()
-    out = Path(junit) if junit else project_dir() / "reports" / "verify.xml"
-    with clean_errors():
-        check_output_path(out, "--junit")  # before minutes of work, not after
 
     def show(step):  # type: ignore[no-untyped-def]
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"

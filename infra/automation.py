@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phasegate.errors import ConfigError, PhasegateError
+from phasegate.errors import ConfigError, PhasegateError, ServerUnavailable
 from phasegate.text import mask_secrets
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -30,7 +30,7 @@ class PulumiError(PhasegateError):
     """Pulumi could not do what was asked."""
 
 
-class PulumiCliMissing(PulumiError):
+class PulumiCliMissing(PulumiError, ServerUnavailable):
     """The Pulumi CLI is not installed."""
 
     def __init__(self, needed_for: str) -> None:

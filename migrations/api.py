@@ -14,11 +14,15 @@ from sqlalchemy.engine import Connection
 
 from migrations.config import alembic_config
 from migrations.points import POINTS, RENAMED
-from phasegate.errors import PhasegateError
+from phasegate.errors import ConfigError, PhasegateError
 
 
 class MigrationError(PhasegateError):
     """A migration could not run."""
+
+
+class UnknownPoint(MigrationError, ConfigError):
+    """The migration target names no point or shipped revision (bad input)."""
 
 
 class UnknownMigrationState(MigrationError):
@@ -33,7 +37,7 @@ def resolve(point: str) -> str:
         return POINTS[point]
     if point in known_revisions():
         return point
-    raise MigrationError(
+    raise UnknownPoint(
         f"unknown migration point {point!r}; choose one of {', '.join([*POINTS, 'head'])}")
 
 

@@ -16,6 +16,10 @@ class ConfigError(PhasegateError):
     """The configuration is invalid."""
 
 
+class Unreachable(PhasegateError):
+    """A server the command needs did not answer (down, wrong port, wrong password)."""
+
+
 class ServerUnavailable(PhasegateError):
     """No provider could start the server; the message says what is missing and how to get it."""
 

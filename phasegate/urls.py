@@ -42,7 +42,8 @@ def parse_url(url: str, what: str = "URL") -> ParsedUrl:
     repeats the URL (it holds the password)."""
     scheme, sep, remainder = url.partition("://")
     if not sep or not scheme:
-        raise ConfigError(f"{what} must look like scheme://[user[:password]@]host[:port][/...]")
+        raise ConfigError(f"{what} must look like scheme://host[:port][/...] (user name and "
+                          "password, if any, percent-encoded before the host and an @)")
     at = remainder.rfind("@")
     if at < 0:
         return ParsedUrl(scheme, None, None, remainder)

@@ -26,7 +26,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ledger import sqlfiles
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
-from phasegate.errors import PhasegateError
+from phasegate.errors import PhasegateError, Unreachable
+from phasegate.text import first_line
 from rollout import executor, gates, plan
 from rollout.environments import Target
 from rollout.errors import (
@@ -194,8 +195,8 @@ class Rollout:
             with self.engine.connect() as conn:
                 sqlfiles.execute(conn, REACHABLE_SQL)
         except OperationalError as exc:
-            raise RolloutError(f"cannot reach the database of {self.target.name}: "
-                               f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
+            raise Unreachable(f"cannot reach the database of {self.target.name}: "
+                              f"{first_line(exc.orig or exc)}") from exc
 
     def ensure_kit(self) -> None:
         """Adopt the application's baseline and install phasegate's own tables (additive)."""

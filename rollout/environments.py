@@ -36,10 +36,12 @@ from typing import Any
 
 from ledger import sqlfiles
 from phasegate.errors import ConfigError
+from phasegate.text import first_line
 from phasegate.urls import SQLALCHEMY_SCHEME, libpq_dsn, remember_url, sqlalchemy_url
 from rollout.settings import Settings
 
 CONFIG_FILE = "phasegate.toml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a configuration file is a few hundred bytes
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # matched whole (fullmatch: no trailing newline)
 BUILT_IN = ("local", "ci")
 TOP_KEYS = ("environments", "settings")
@@ -77,10 +79,19 @@ def load_config(project: Path) -> dict[str, Any]:
     path = config_path(project)
     if not path.exists():
         return {}
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file (a directory or a device?); "
+                          f"{CONFIG_FILE} must be a TOML file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a {CONFIG_FILE}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{CONFIG_FILE} is malformed: {exc}") from exc
+    except RecursionError:  # arrays nested thousands deep: tomllib recurses once per level
+        raise ConfigError(f"{CONFIG_FILE} is malformed: nested too deeply") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
     if not isinstance(data.get("environments", {}), dict) or not isinstance(data.get("settings", {}), dict):
         raise ConfigError(f"{CONFIG_FILE}: [environments] and [settings] must be tables")
     _check_keys(data, TOP_KEYS, CONFIG_FILE)
@@ -132,21 +143,34 @@ def known_environments(project: Path) -> list[str]:
 
 
 def _url_from(env_cfg: dict[str, Any], key: str, env_name: str, what: str) -> str | None:
-    override = os.environ.get(f"PHASEGATE_{env_name.upper().replace('-', '_')}_{what}_URL")
-    if override:
-        return override
-    var = env_cfg.get(f"{key}_env")
-    if var:
-        if not isinstance(var, str):
+    name = f"PHASEGATE_{env_name.upper().replace('-', '_')}_{what}_URL"
+    value = os.environ.get(name)
+    if not value:
+        name = env_cfg.get(f"{key}_env")
+        if not name:
+            return None
+        if not isinstance(name, str):
             raise ConfigError(f"{key}_env must be the name of an environment variable")
-        return os.environ.get(var) or None
-    return None
+        value = os.environ.get(name)
+    if value and "://" not in value:
+        # Named, never shown: the variable may hold a secret of another shape.
+        raise ConfigError(f"environment {env_name}: ${name} holds no URL "
+                          f"(expected {'postgresql' if what == 'DB' else 'redis'}://...)")
+    return value or None
 
 
 def _normalise_db_url(url: str) -> str:
     converted = sqlalchemy_url(url)
     if not converted.startswith(SQLALCHEMY_SCHEME):
         raise ConfigError("database URL must start with postgresql:// (psycopg 3 is the driver)")
+    # libpq's own parser, before any connection: an unknown option (?bogus=1) or a malformed
+    # URL is bad input, said once here, not a driver traceback later.
+    import psycopg
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(libpq_dsn(converted))
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database URL: {first_line(exc)}") from None
     return converted
 
 

@@ -82,7 +82,7 @@ def test_malformed_config_through_the_cli_is_one_line(tmp_path) -> None:
         out = subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *args], capture_output=True,
                              text=True, timeout=120, env={**os.environ, **URLS, "PHASEGATE_CONFIG": str(cfg)})
         lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
-        assert out.returncode == 1 and lines == [
+        assert out.returncode == 2 and lines == [
             "phasegate: setting lock_timeout_ms must be a finite number, not inf"], lines
 
 
@@ -158,7 +158,7 @@ def test_bad_config_through_the_cli_is_one_line_and_writes_nothing(content: byte
                                                                    tmp_path) -> None:
     cfg = tmp_path / "phasegate.toml"
     cfg.write_bytes(content)
-    for args, code in ((("plan", "--env", "staging"), 1),
+    for args, code in ((("plan", "--env", "staging"), 2),
                        (("check", "--env", "staging", "--check", "schema_objects"), 2)):
         assert _cli(args, cfg) == (code, [f"phasegate: {message}"]), args
     assert list(tmp_path.iterdir()) == [cfg]
@@ -189,10 +189,10 @@ def test_environment_name_with_a_trailing_newline_creates_no_folder(tmp_path) ->
     cfg = tmp_path / "phasegate.toml"
     cfg.write_bytes(b'[environments.staging]\ndb_url_env = "X_DB"\nredis_url_env = "X_REDIS"\n')
     assert _cli(("plan", "--env", "staging\n"), cfg) == (
-        1, ["phasegate: invalid environment name 'staging\\n': lowercase letters, digits, '-' and '_' only"])
+        2, ["phasegate: invalid environment name 'staging\\n': lowercase letters, digits, '-' and '_' only"])
     cfg.write_bytes(b'[environments."staging\\n"]\ndb_url_env = "X_DB"\nredis_url_env = "X_REDIS"\n')
     for args in (("plan", "--env", "staging\n"), ("plan", "--env", "staging")):
         code, lines = _cli(args, cfg)
-        assert code == 1 and lines == [
+        assert code == 2 and lines == [
             "phasegate: invalid environment name 'staging\\n': lowercase letters, digits, '-' and '_' only"], lines
     assert list(tmp_path.iterdir()) == [cfg]

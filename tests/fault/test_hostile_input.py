@@ -37,7 +37,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
     text = out.stdout + out.stderr
-    assert out.returncode == 1, text
+    assert out.returncode == 2, text  # bad input: "could not run"
     assert "Traceback" not in text
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1, lines

@@ -20,7 +20,13 @@ import psycopg
 import pytest
 
 from rollout.phase import PHASE_ORDER
-from tests.integration.rollout.harness import apply_through, flags_of, make_target, phases_of, snapshot
+from tests.integration.rollout.harness import (
+    apply_through,
+    flags_of,
+    make_target,
+    phases_of,
+    snapshot,
+)
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Slow enough that a signal lands inside the phase: a throttled backfill and prune, and a

@@ -99,7 +99,7 @@ def test_reconcile_task_repairs_and_refuses_clearly(make_db, redis_url) -> None:
 
     bad = invoke("reconcile", "--env", "outage", "--since", "1h", "--until", "2h", env=env)
     lines = [line for line in (bad.stdout + bad.stderr).splitlines() if line.strip()]
-    assert bad.returncode == 1 and len(lines) == 1 and "must be before --until" in lines[0], lines
+    assert bad.returncode == 2 and len(lines) == 1 and "must be before --until" in lines[0], lines
     from cli.reconcile import parse_time
 
     now = datetime.now(UTC)
@@ -127,6 +127,6 @@ def test_reconcile_with_a_server_down_is_one_line_without_the_password(what, mak
             app.record_run("f", "r1", outcome="succeeded")
     out = invoke("reconcile", "--env", "outage", "--since", "1h", env=_env(db_url, r_url))
     text = out.stdout + out.stderr
-    assert out.returncode == 1 and "Traceback" not in text
+    assert out.returncode == 2 and "Traceback" not in text  # a server down: could not run
     assert "s3cr3t-pw" not in text and "r3d1s-pw" not in text
     assert len([line for line in text.splitlines() if line.strip()]) == 1, text

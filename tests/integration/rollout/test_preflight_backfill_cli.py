@@ -115,10 +115,10 @@ def _invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (("migrate", "--env", "t1", "--to", "nowhere"), "unknown migration point 'nowhere'"),
     ],
 )
-def test_cli_bad_input_is_one_line_and_exit_1(args, message, make_db, redis_url) -> None:
+def test_cli_bad_input_is_one_line_and_exit_2(args, message, make_db, redis_url) -> None:
     env = {"PHASEGATE_T1_DB_URL": make_db("baseline"), "PHASEGATE_T1_REDIS_URL": redis_url}
     out = _invoke(*args, env=env)
-    assert out.returncode == 1
+    assert out.returncode == 2  # bad input: could not run
     assert "Traceback" not in out.stderr + out.stdout
     lines = [line for line in (out.stderr + out.stdout).splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
@@ -128,7 +128,7 @@ def test_cli_unreachable_database_is_one_line_without_password() -> None:
     env = {"PHASEGATE_T2_DB_URL": "postgresql://app:s3cr3t-pw@127.0.0.1:9/nope",
            "PHASEGATE_T2_REDIS_URL": "redis://127.0.0.1:9/0"}
     out = _invoke("rollout", "--status", "--env", "t2", env=env)
-    assert out.returncode == 1
+    assert out.returncode == 2  # unreachable: could not run
     text = out.stderr + out.stdout
     assert "Traceback" not in text and "s3cr3t-pw" not in text
     assert "cannot reach the database of t2" in text

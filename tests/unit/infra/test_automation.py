@@ -84,9 +84,9 @@ def _invoke(*args: str, path: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_provision_without_cli_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_provision_without_cli_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = _invoke("provision", "--stack", "dev", path=str(tmp_path))
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # could not run: a tool is missing
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
     assert lines == ["phasegate: the Pulumi CLI is not installed "
@@ -98,12 +98,12 @@ def test_provision_without_cli_is_one_line_and_exit_1(tmp_path: Path) -> None:
     (("--stack", "qa"), "no settings for stack 'qa'"),
     (("--preview", "--destroy"), "at most one of --preview and --destroy"),
 ])
-def test_provision_bad_input_is_one_line_and_exit_1(
+def test_provision_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
     proc = _invoke("provision", *args, path=str(tmp_path))
     out = (proc.stderr + proc.stdout).strip()
-    assert proc.returncode == 1 and len(out.splitlines()) == 1 and message in out, out
+    assert proc.returncode == 2 and len(out.splitlines()) == 1 and message in out, out
 
 
 def test_stack_outputs_without_cli_raises_one_clear_line(no_cli: None) -> None:
