@@ -8,12 +8,17 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from checks.lint.engine import Finding
+from checks.lint.findings import Finding
 from checks.lint.rules import RULES
-from ledger.errors import ConfigError
+from phasegate.errors import ConfigError
 from phasegate.junit import Case
 from phasegate.junit import render as render_junit
+from phasegate.text import printable
+
+FORMATS = ("table", "json", "junit")
+TABLE_ROWS = 200  # a table is for people; past this, the machine formats list everything
 
 
 def failed(findings: Sequence[Finding]) -> bool:
@@ -28,19 +33,25 @@ def render_findings(findings: Sequence[Finding], fmt: str = "table", files: int 
     if fmt == "junit":
         return _junit(findings)
     if fmt != "table":
-        raise ConfigError(f"unknown format {fmt!r}; choose one of table, json, junit")
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     buf = io.StringIO()
     console = Console(file=buf, width=160, force_terminal=False, color_system=None)
     if findings:
         table = Table(title="migration lint", show_lines=True)
         for col in ("rule", "where", "problem", "instead"):
             table.add_column(col, overflow="fold")
-        for f in findings:
-            table.add_row(f"{f.rule_id} {f.severity}", f"{f.path}:{f.line} ({f.function})",
-                          f"{RULES[f.rule_id].title}: {f.message}", RULES[f.rule_id].instead)
+        # Text(), not str: names from the linted SQL must never be read as Rich markup.
+        for f in findings[:TABLE_ROWS]:
+            table.add_row(Text(f"{f.rule_id} {f.severity}"), Text(f"{f.path}:{f.line} ({f.function})"),
+                          Text(f"{RULES[f.rule_id].title}: {f.message}"),
+                          Text(RULES[f.rule_id].instead))
         console.print(table)
+        if len(findings) > TABLE_ROWS:
+            console.print(Text(f"... and {len(findings) - TABLE_ROWS} more finding(s): "
+                               "--format json (or junit) lists them all"))
     errors = sum(1 for f in findings if f.severity == "error")
-    console.print(f"{files} file(s) linted: {errors} error(s), {len(findings) - errors} warning(s)")
+    console.print(Text(f"{files} file(s) linted: {errors} error(s), "
+                       f"{len(findings) - errors} warning(s)"))
     return buf.getvalue()
 
 
@@ -52,10 +63,10 @@ def _junit(findings: Sequence[Finding]) -> str:
         bad = [f for f in mine if f.severity == "error"]
         name = f"{rule.rule_id} {rule.title}"
         if bad:
-            body = "\n".join(f"{f.path}:{f.line}: {f.message}" for f in bad)
+            body = "\n".join(f"{printable(f.path)}:{f.line}: {f.message}" for f in bad)
             cases.append(Case("phasegate.lint", name, failure=f"{len(bad)} finding(s)",
                               failure_type=rule.rule_id, details=f"{body}\ninstead: {rule.instead}"))
         else:
             cases.append(Case("phasegate.lint", name, details="\n".join(
-                f"warning {f.path}:{f.line}: {f.message}" for f in mine) or None))
+                f"warning {printable(f.path)}:{f.line}: {f.message}" for f in mine) or None))
     return render_junit("phasegate.lint", cases)

@@ -84,6 +84,95 @@ CASES = [
      'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN n int")'),
     ("PG018", 'op.execute(f"ALTER TABLE {runtime_name()} ADD COLUMN c text")',
      'op.execute("ALTER TABLE background_job ADD COLUMN c text")'),
+    # ---- issue 15: what the linter did not recognise, and the new rules
+    ("PG003", 'op.execute("VACUUM background_job")',
+     'with op.get_context().autocommit_block():\n    op.execute("VACUUM background_job")'),
+    ("PG003", 'op.execute("REINDEX (CONCURRENTLY) TABLE background_job")',
+     'with op.get_context().autocommit_block():\n'
+     '    op.execute("REINDEX (CONCURRENTLY) TABLE background_job")'),
+    ("PG003", 'with op.get_context().autocommit_block():\n'
+              '    op.execute("CREATE INDEX CONCURRENTLY a ON background_job (type); '
+              'CREATE INDEX CONCURRENTLY b ON background_job (status)")',
+     'with op.get_context().autocommit_block():\n'
+     '    op.execute("CREATE INDEX CONCURRENTLY a ON background_job (type)")\n'
+     '    op.execute("CREATE INDEX CONCURRENTLY b ON background_job (status)")'),
+    ("PG004", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN n int CHECK (n > 0)")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN n int")\n'
+     'safe_ddl.add_constraint_not_valid("background_job", "ck_n", "CHECK (n > 0)")'),
+    ("PG004", 'safe_ddl.execute("ALTER DOMAIN positive ADD CONSTRAINT p CHECK (VALUE > 0)")',
+     'safe_ddl.execute("ALTER DOMAIN positive ADD CONSTRAINT p CHECK (VALUE > 0) NOT VALID")'),
+    ("PG004", 'op.add_column("background_job", sa.Column("u", sa.BigInteger, sa.ForeignKey("users.id")))',
+     'op.add_column("background_job", sa.Column("u", sa.BigInteger))\n'
+     'op.create_foreign_key("fk_u", "background_job", "users", ["u"], ["id"], postgresql_not_valid=True)'),
+    ("PG007", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN u uuid DEFAULT uuid_generate_v1mc()")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN u uuid")\n'
+     'safe_ddl.execute("ALTER TABLE background_job ALTER COLUMN u SET DEFAULT gen_random_uuid()")'),
+    ("PG007", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN c text DEFAULT make_code()")',
+     'op.execute("CREATE FUNCTION make_code() RETURNS text IMMUTABLE LANGUAGE sql AS \'SELECT 1\'")\n'
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN c text DEFAULT make_code()")'),
+    ("PG007", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN seq bigserial")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN seq bigint")'),
+    ("PG007", 'op.add_column("background_job", sa.Column("n", sa.BigInteger, sa.Identity()))',
+     'op.create_table("t", sa.Column("n", sa.BigInteger, sa.Identity()))'),
+    ("PG009", 'op.execute("ALTER SCHEMA public RENAME TO app")', 'op.execute("CREATE SCHEMA app")'),
+    ("PG009", 'op.execute("ALTER TYPE background_job_status RENAME VALUE \'FAILED\' TO \'ERRORED\'")',
+     'op.execute("ALTER TYPE background_job_status ADD VALUE \'ERRORED\'")'),
+    ("PG012", 'safe_ddl.add_constraint_not_valid("background_job", "nn", "CHECK (type IS NOT NULL)")\n'
+              'safe_ddl.execute("ALTER TABLE background_job ALTER COLUMN type SET NOT NULL")',
+     'safe_ddl.add_constraint_not_valid("background_job", "nn", "CHECK (type IS NOT NULL)")\n'
+     'safe_ddl.validate_constraint("background_job", "nn")\n'
+     'safe_ddl.execute("ALTER TABLE background_job ALTER COLUMN type SET NOT NULL")\n'
+     'safe_ddl.execute("ALTER TABLE background_job DROP CONSTRAINT nn")'),
+    ("PG013", 'op.add_column("background_job", sa.Column("e", sa.Text, unique=True))',
+     'op.add_column("background_job", sa.Column("e", sa.Text))\n'
+     'safe_ddl.create_index_concurrently("uq_e", "background_job", "e", unique=True)\n'
+     'safe_ddl.execute("ALTER TABLE background_job ADD CONSTRAINT uq_e UNIQUE USING INDEX uq_e")'),
+    ("PG013", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN k bigint PRIMARY KEY")',
+     'op.create_table("t", sa.Column("k", sa.BigInteger, primary_key=True))'),
+    ("PG015", 'with op.get_context().autocommit_block():\n    op.execute("VACUUM (FULL) background_job")',
+     'with op.get_context().autocommit_block():\n    op.execute("VACUUM (FULL false) background_job")'),
+    ("PG015", 'safe_ddl.execute("REINDEX (CONCURRENTLY false) INDEX ix_a")',
+     'with op.get_context().autocommit_block():\n    op.execute("REINDEX (CONCURRENTLY) INDEX ix_a")'),
+    ("PG015", 'safe_ddl.execute("CLUSTER background_job USING pk_background_job")',
+     'safe_ddl.execute("ANALYZE background_job")'),
+    ("PG015", 'safe_ddl.execute("LOCK TABLE background_job IN SHARE MODE")',
+     'op.execute("LOCK TABLE background_job IN ACCESS SHARE MODE")'),
+    ("PG015", 'safe_ddl.execute("REFRESH MATERIALIZED VIEW job_stats")',
+     'safe_ddl.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY job_stats")'),
+    ("PG017", 'op.add_column("background_job", sa.Column("g", sa.Integer, sa.Computed("attempts + 1")))',
+     'op.add_column("background_job", sa.Column("g", sa.Integer))'),
+    ("PG018", 'op.execute("DO $$ BEGIN EXECUTE \'DROP TABLE \' || current_setting(\'x.t\'); END $$")',
+     'op.execute("DO $$ BEGIN EXECUTE \'CREATE TABLE t2 (a int)\'; END $$")'),
+    ("PG019", 'op.execute("ALTER TABL background_job ADD c int")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD c int")'),
+    ("PG020", 'op.execute("COMMIT")\nop.execute("SET lock_timeout = 1000")\n'
+              'op.execute("CREATE INDEX CONCURRENTLY ix ON background_job (type)")',
+     'with op.get_context().autocommit_block():\n    op.execute("SET lock_timeout = 1000")\n'
+     '    op.execute("CREATE INDEX CONCURRENTLY ix ON background_job (type)")'),
+    ("PG021", 'op.execute("DROP DATABASE legacy")', 'op.execute("SELECT 1")'),
+    ("PG022", 'safe_ddl.execute("ALTER TABLE background_function_run DETACH PARTITION run_2020")',
+     'with op.get_context().autocommit_block():\n    op.execute("SET lock_timeout = 1000")\n'
+     '    op.execute("ALTER TABLE background_function_run DETACH PARTITION run_2020 CONCURRENTLY")'),
+    ("PG023", 'safe_ddl.execute("ALTER TABLE background_job ADD CONSTRAINT ex '
+              'EXCLUDE USING gist (run_at WITH =)")',
+     'op.execute("CREATE TABLE slot (at tstzrange, EXCLUDE USING gist (at WITH &&))")'),
+    ("PG024", 'safe_ddl.execute("ALTER TABLE background_job SET UNLOGGED")',
+     'safe_ddl.execute("ALTER TABLE background_job SET (fillfactor = 90)")'),
+    ("PG024", 'safe_ddl.execute("ALTER TABLE background_job SET LOGGED")',
+     'op.execute("CREATE UNLOGGED TABLE scratch (a int)")'),
+    ("PG025", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN note text")\n'
+              'op.execute("UPDATE background_job SET note = \'\' WHERE id < 1000")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN note text")\n'
+     'with op.get_context().autocommit_block():\n'
+     '    op.execute("UPDATE background_job SET note = \'\' WHERE id < 1000")'),
+    ("PG026", 'op.execute("DELETE FROM background_job")',
+     'op.execute("DELETE FROM background_job WHERE id IN (SELECT id FROM background_job LIMIT 10)")'),
+    ("PG027", 'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN meta json")',
+     'safe_ddl.execute("ALTER TABLE background_job ADD COLUMN meta jsonb")'),
+    ("PG027", 'safe_ddl.execute("ALTER TABLE background_job SET SCHEMA archive")',
+     'op.execute("CREATE VIEW archive.background_job AS SELECT * FROM public.background_job")'),
+    ("PG027", 'op.alter_column("background_job", "last_error", nullable=True)',
+     'op.alter_column("background_job", "last_error", comment="why the last attempt failed")'),
 ]
 
 
@@ -155,7 +244,26 @@ def test_sql_files_are_linted_with_pglast(tmp_path: Path) -> None:
     assert [(f.rule_id, f.line) for f in findings] == [("PG001", 3)]
 
 
+# p0011 runs its grants through a DO block that EXECUTEs format('%s ...'): the linter cannot
+# know what it runs, so it says "cannot verify" (PG018). The revision needs the suppression
+# below on that line; migrations/versions/ is outside this branch, so the lead adds it.
+P0011_SUPPRESSION = ("  # phasegate-lint: ignore[PG018] reason: GRANT/REVOKE only; verb and "
+                     "privilege are checked against fixed lists in the block, names quoted by %I")
+
+
 def test_the_shipped_revisions_lint_clean() -> None:
     paths = default_paths()
     assert len(paths) >= 10
-    assert lint_paths(paths) == []
+    findings = lint_paths(paths)
+    pending = [f for f in findings if f.rule_id == "PG018" and "p0011" in Path(f.path).name]
+    assert [f for f in findings if f not in pending] == []
+    assert len(pending) <= 1  # gone once the suppression lands
+
+
+def test_p0011_lints_clean_with_its_suppression(tmp_path: Path) -> None:
+    src = next(p for p in default_paths() if p.name.startswith("p0011"))
+    text = src.read_text().replace("conn.execute(text(APPLY_GRANTS))",
+                                   "conn.execute(text(APPLY_GRANTS))" + P0011_SUPPRESSION, 1)
+    copy = tmp_path / src.name
+    copy.write_text(text)
+    assert lint_paths([copy]) == []
