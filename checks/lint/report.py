@@ -1,4 +1,4 @@
-"""Lint findings for people (rich table), machines (JSON) and CI (JUnit XML)."""
+"""Lint findings for people (rich table), machines (JSON) and CI (JUnit XML, SARIF)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from checks.lint import sarif
 from checks.lint.findings import Finding
 from checks.lint.rules import RULES
 from phasegate.errors import ConfigError
@@ -17,7 +18,7 @@ from phasegate.junit import Case
 from phasegate.junit import render as render_junit
 from phasegate.text import printable
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "sarif")
 TABLE_ROWS = 200  # a table is for people; past this, the machine formats list everything
 
 
@@ -32,6 +33,8 @@ def render_findings(findings: Sequence[Finding], fmt: str = "table", files: int 
                            "findings": [f.to_dict() for f in findings]}, indent=2)
     if fmt == "junit":
         return _junit(findings)
+    if fmt == "sarif":
+        return sarif.render(findings)
     if fmt != "table":
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     buf = io.StringIO()
@@ -48,7 +51,7 @@ def render_findings(findings: Sequence[Finding], fmt: str = "table", files: int 
         console.print(table)
         if len(findings) > TABLE_ROWS:
             console.print(Text(f"... and {len(findings) - TABLE_ROWS} more finding(s): "
-                               "--format json (or junit) lists them all"))
+                               "--format json (or sarif, junit) lists them all"))
     errors = sum(1 for f in findings if f.severity == "error")
     console.print(Text(f"{files} file(s) linted: {errors} error(s), "
                        f"{len(findings) - errors} warning(s)"))
