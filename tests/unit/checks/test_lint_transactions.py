@@ -96,7 +96,7 @@ def _alembic_project(tmp_path: Path, per_migration: bool) -> Path:
         f"    context.configure(connection=conn, transaction_per_migration={per_migration})\n")
     head = "from alembic import op\nfrom migrations import safe_ddl\nphase = 'expand'\n"
     (tmp_path / "versions" / "b.py").write_text(
-        head + "revision = 'b'\ndown_revision = 'a'\n\ndef upgrade():\n"
+        head + "revision = 'b'\ndown_revision = 'a'\n\ndef upgrade():\n"  # noqa: S608 - test input
         "    op.execute(\"UPDATE background_job SET note = '' WHERE id < 10\")\n")
     (tmp_path / "versions" / "a.py").write_text(
         head + "revision = 'a'\ndown_revision = None\n\ndef upgrade():\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checks.lint import gen_volatility
-from checks.lint.volatility import IMMUTABLE, STABLE, VOLATILE, TABLE, known, table, volatility
+from checks.lint.volatility import IMMUTABLE, STABLE, TABLE, VOLATILE, known, table, volatility
 
 
 def test_the_shipped_table_holds_the_catalogs_answers() -> None:
