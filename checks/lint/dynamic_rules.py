@@ -46,8 +46,11 @@ def lint_body(linter: StatementLinter, what: str, lang: str, body: str) -> None:
                             anchor=where.anchor or where.line)
             if piece.sql is None:
                 linter.where = inner
-                linter.add("PG018", f"cannot verify: {what} runs dynamic SQL ({piece.problem}): "
-                                    "trace it or suppress with a reason")
+                if piece.syntax:
+                    linter.add("PG019", f"{what}: {piece.problem}")
+                else:
+                    linter.add("PG018", f"cannot verify: {what} runs dynamic SQL ({piece.problem}): "
+                                        "trace it or suppress with a reason")
                 continue
             try:
                 parsed = t.parse(piece.sql)
@@ -75,8 +78,13 @@ class DynamicRules:
     def on_CallStmt(self: StatementLinter, node: dict[str, Any]) -> None:  # type: ignore[misc]  # noqa: N802
         self.calls_functions(node)
 
+    def on_InsertStmt(self: StatementLinter, node: dict[str, Any]) -> None:  # type: ignore[misc]  # noqa: N802
+        self.calls_functions(node)  # INSERT ... SELECT f(): f's body runs now
+
     def calls_functions(self: StatementLinter, node: dict[str, Any]) -> None:  # type: ignore[misc]
         """Lint the body of every function this run created that ``node`` calls."""
+        if not (self.calls and self.schema.functions):
+            return
         for kind, call in t.walk(node):
             if kind != "FuncCall":
                 continue

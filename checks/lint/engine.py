@@ -13,6 +13,7 @@ that cannot be read at all: ``invoke lint`` exits 2 with one line).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ _UNSEEN = {"i": "\\i includes another file", "ir": "\\ir includes another file",
            "gexec": "\\gexec runs the query's results as SQL", "!": "\\! runs a shell command",
            "copy": "\\copy runs a COPY the linter does not read"}
 _RECONNECT = {"c", "connect"}
+_PSQL_VARIABLE = re.compile(r"(?<![:\w]):['\"]?[A-Za-z_]")
 
 
 @dataclass
@@ -197,7 +199,8 @@ class _Run:
             except sql_tree.SyntaxProblem as exc:
                 line = chunk.line + exc.line_offset
                 linter.where = Where(line, line, chunk.text, in_txn=linter.block)
-                hint = " (psql variables such as :name are not SQL)" if ":" in chunk.text else ""
+                hint = " (psql variables such as :name are not SQL)" \
+                    if _PSQL_VARIABLE.search(chunk.text) else ""
                 linter.add("PG019", f"{exc}{hint}")
                 continue
             for p in parsed:

@@ -5,15 +5,17 @@ directory or a symlink loop would raise: each is refused before anything is read
 line saying what it is (``invoke lint`` exits 2, "could not lint"). The file is opened
 non-blocking and checked with ``fstat`` on the open descriptor, so a FIFO swapped in after a
 check cannot block either. A UTF-8 byte-order mark is dropped (editors on Windows write one);
-other encodings, and NUL bytes (PostgreSQL's parser stops reading at one, so what follows
+other encodings (but a Python file's PEP 263 coding cookie), and NUL bytes (PostgreSQL's parser stops reading at one, so what follows
 would go unread), are refused with the line they are on.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
+import tokenize
 from pathlib import Path
 
 from phasegate.errors import ConfigError
@@ -52,23 +54,35 @@ def read_text(path: Path) -> str:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise CouldNotLint(f"{path}: {_kind(mode)}, not a migration file; refused")
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 20)
-            except OSError as exc:  # EISDIR on some systems, EIO on a vanishing mount
-                raise CouldNotLint(f"{path}: cannot be read ({exc.strerror})") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
+        # A regular file: one read sized by fstat (one copy of the bytes, not two).
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read()
+    except OSError as exc:  # EIO on a vanishing mount, EACCES on a FUSE file
+        raise CouldNotLint(f"{path}: cannot be read ({exc.strerror})") from None
     finally:
         os.close(fd)
-    return decode(b"".join(chunks), path)
+    return decode(data, path)
+
+
+def _encoding(data: bytes, path: Path) -> str:
+    """UTF-8, or for a Python file the encoding its PEP 263 cookie declares."""
+    if path.suffix != ".py":
+        return "utf-8"
+    try:
+        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError as exc:  # an unknown encoding in the cookie
+        raise CouldNotLint(f"{path}: {exc.msg}") from None
 
 
 def decode(data: bytes, path: Path) -> str:
     if data.startswith(BOM):
         data = data[len(BOM):]
+    encoding = _encoding(data, path)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        try:
+            return data.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise CouldNotLint(f"{path}: not {encoding} text as its coding cookie says ({exc})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

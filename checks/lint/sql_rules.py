@@ -36,6 +36,10 @@ _VERBS = {"AlterTableStmt": "ALTER TABLE", "IndexStmt": "CREATE INDEX", "DropStm
           "AlterTableMoveAllStmt": "ALTER TABLE ALL IN TABLESPACE"}
 
 
+# statement kind -> its handler (an unbound method), looked up once per kind
+_HANDLERS: dict[str, Callable[..., None] | None] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """Where a statement runs."""
@@ -61,6 +65,7 @@ class StatementLinter(CompatRules, DynamicRules, MaintenanceRules):
         self.session = session or Session()
         self.block = False  # .sql files: inside BEGIN ... COMMIT
         self.where = Where(0, 0, "")
+        self.calls = True  # the current statement may call functions
         self.depth = 0  # DO blocks / function bodies linted inline
 
     def add(self, rule_id: str, message: str) -> None:
@@ -68,16 +73,18 @@ class StatementLinter(CompatRules, DynamicRules, MaintenanceRules):
 
     # ------------------------------------------------------------------ dispatch
     def statement(self, p: t.Parsed, where: Where) -> None:
-        self.where = where
+        self.where, self.calls = where, p.calls
         kind, node = p.kind, p.node
         locks = lock_targets(kind, node)
         live = [(table, strong) for table, strong in locks if not self.unit.exempt(table)]
         if live and not (where.helper or self.txn.lock_timeout or self.session.lock_timeout):
             table = next((tb for tb, _ in live if tb), None)
             self.add("PG011", f"{_VERBS.get(kind, kind)} on {table or 'a table'} without lock_timeout")
-        handler = getattr(self, f"on_{kind}", None)
+        handler = _HANDLERS.get(kind)
+        if handler is None and kind not in _HANDLERS:
+            handler = _HANDLERS[kind] = getattr(type(self), f"on_{kind}", None)
         if handler is not None:
-            handler(node)
+            handler(self, node)
         for table, strong in live:
             if strong and where.in_txn:
                 self.txn.locks.append(f"{_VERBS.get(kind, kind)} {table or ''} "
@@ -136,6 +143,8 @@ class StatementLinter(CompatRules, DynamicRules, MaintenanceRules):
             self.txn.lock_timeout = on and self.txn.lock_timeout
 
     def on_SelectStmt(self, node: dict[str, Any]) -> None:  # noqa: N802
+        if not self.calls:
+            return
         for kind, call in t.walk(node.get("targetList")):
             if kind != "FuncCall" or t.strings(call.get("funcname"))[-1:] != ["set_config"]:
                 continue
@@ -288,7 +297,9 @@ class StatementLinter(CompatRules, DynamicRules, MaintenanceRules):
         self.column_type(col)
 
     def volatile_calls(self, expr: Any) -> list[str]:
-        hot = []
+        hot: list[str] = []
+        if not self.calls:
+            return hot
         for kind, call in t.walk(expr):
             if kind == "FuncCall":
                 name = t.strings(call.get("funcname"))[-1:] or ["?"]

@@ -31,6 +31,7 @@ class Parsed:
     kind: str
     node: Node
     line_offset: int  # lines from the start of the chunk to the statement's first token
+    calls: bool = True  # whether it may call a function (False: no FuncCall in the tree)
 
 
 class SyntaxProblem(Exception):
@@ -85,17 +86,45 @@ def parse(text: str) -> list[Parsed]:
         message, index = (exc.args + (0,))[:2] if exc.args else ("syntax error", 0)
         index = index if isinstance(index, int) else 0
         raise SyntaxProblem(str(message), text.count("\n", 0, max(0, index))) from None
+    # Found in the JSON text, at C speed: most statements call no function, and the rules
+    # that look for calls can then skip walking their trees.
+    calls = '"FuncCall"' in raw
+    quiet = _quiet_kind(raw, calls)
+    if quiet is not None:  # parsed (so it is valid SQL) but no rule reads its tree
+        return [Parsed(quiet, {}, 0 if text[:1].isalpha() else _first_token_line(text, 0), calls)]
     stmts = _loads(raw).get("stmts", [])
     if len(stmts) == 1:
         (kind, node), = stmts[0]["stmt"].items()
-        return [Parsed(kind, node, _first_token_line(text, 0))]
+        starts_clean = text[:1].isalpha() or text[:1] == "("  # the splitter's usual chunk
+        return [Parsed(kind, node, 0 if starts_clean else _first_token_line(text, 0), calls)]
     data = text if text.isascii() else text.encode("utf-8")
     out = []
     for item in stmts:
         (kind, node), = item["stmt"].items()
         offset = item.get("stmt_location", 0)
-        out.append(Parsed(kind, node, _first_token_line(data, offset)))
+        out.append(Parsed(kind, node, _first_token_line(data, offset), calls))
     return out
+
+
+# Statements no rule looks inside (INSERT only when it calls no function: INSERT ... SELECT f()
+# runs f). Loading their trees is most of the cost of a data-heavy script.
+QUIET = frozenset({"InsertStmt", "CommentStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt",
+                   "AlterRoleStmt", "AlterOwnerStmt", "SecLabelStmt", "NotifyStmt", "ListenStmt",
+                   "CheckPointStmt", "CreateExtensionStmt", "AlterExtensionStmt", "DefineStmt",
+                   "AlterSeqStmt", "CreateCastStmt", "DeallocateStmt", "AlterDefaultPrivilegesStmt"})
+
+
+def _quiet_kind(raw: str, calls: bool) -> str | None:
+    start = raw.find('"stmts":[{"stmt":{"')
+    if start < 0:
+        return None
+    start += len('"stmts":[{"stmt":{"')
+    kind = raw[start:raw.find('"', start)]
+    if kind not in QUIET or (kind == "InsertStmt" and calls):
+        return None
+    if raw.find('{"stmt":{', start) >= 0:  # several statements: load them all
+        return None
+    return kind
 
 
 def _first_token_line(data: str | bytes, offset: int) -> int:
@@ -260,6 +289,7 @@ class PlStatement:
     sql: str | None
     line_offset: int  # lines from the start of the body
     problem: str | None = None
+    syntax: bool = False  # the body itself does not parse (rather than: dynamic SQL)
 
 
 def plpgsql_statements(body: str) -> list[PlStatement]:
@@ -272,7 +302,8 @@ def plpgsql_statements(body: str) -> list[PlStatement]:
     try:
         tree = _loads(parse_plpgsql_json(wrapper))
     except ParseError as exc:
-        return [PlStatement(None, 0, f"PL/pgSQL body does not parse: {exc.args[0] if exc.args else exc}")]
+        return [PlStatement(None, 0, f"PL/pgSQL body does not parse: "
+                                     f"{exc.args[0] if exc.args else exc}", syntax=True)]
     out: list[PlStatement] = []
     for kind, node in walk(tree):
         line = max(0, int(node.get("lineno", 1)) - 1)

@@ -54,6 +54,14 @@ def test_a_revision_nested_too_deep_for_python(tmp_path: Path) -> None:
     assert {f.rule_id for f in lint_paths([path])} <= {"PG019", "PG018"}
 
 
+def test_a_python_coding_cookie_is_honoured(tmp_path: Path) -> None:
+    path = tmp_path / "rev.py"
+    path.write_bytes("# -*- coding: latin-1 -*-\nfrom alembic import op\nphase = 'expand'\n"
+                     "def upgrade():\n    op.execute('ALTER TABLE caf\u00e9 DROP COLUMN c')\n"
+                     .encode("latin-1"))
+    assert "PG010" in {f.rule_id for f in lint_paths([path])}
+
+
 @pytest.mark.parametrize(("data", "match"), [
     (b"SELECT 1;\n\xff\xfeDROP TABLE t;\n", "not UTF-8 text .* on line 2"),
     (b"SELECT 1;\nDROP\x00 TABLE t;\n", "NUL byte on line 2"),
