@@ -267,3 +267,26 @@ def test_p0011_lints_clean_with_its_suppression(tmp_path: Path) -> None:
     copy = tmp_path / src.name
     copy.write_text(text)
     assert lint_paths([copy]) == []
+
+
+def test_the_readme_lists_every_rule_under_its_kind() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "checks" / "README.md").read_text()
+    section = readme.split("### Rules", 1)[1].split("### Compared with squawk", 1)[0]
+    kinds = {"Locking": "locking", "Compatibility": "compatibility", "Verification": "verification"}
+    listed: dict[str, tuple[str, str]] = {}
+    kind = ""
+    for line in section.splitlines():
+        for head, name in kinds.items():
+            if line.startswith(head + " ("):
+                kind = name
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| PG") and len(cells) == 2:
+            listed[cells[0]] = (cells[1], kind)
+    for rule in RULES.values():
+        if rule.kind == "hygiene":
+            assert f"{rule.rule_id} {rule.title}" in section
+            continue
+        title, kind = listed[rule.rule_id]
+        assert title == rule.title + (" (warning)" if rule.severity == "warning" else ""), rule.rule_id
+        assert kind == rule.kind, rule.rule_id
+    assert set(listed) | {r.rule_id for r in RULES.values() if r.kind == "hygiene"} == set(RULES)
