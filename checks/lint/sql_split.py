@@ -69,12 +69,12 @@ class Splitter:
         return self.line + self.text.count("\n", self.pos, at)
 
     def _skip_block_comment(self, at: int) -> int:
-        """End of the (nested) ``/* */`` comment starting at ``at``; EOF if unterminated."""
+        """End of the (nested) ``/* */`` comment starting at ``at``; -1 if unterminated."""
         depth, p = 0, at
         while True:
             m = _COMMENT_TOKEN.search(self.text, p)
             if m is None:
-                return len(self.text)
+                return -1
             depth += 1 if m.group() == "/*" else -1
             p = m.end()
             if depth == 0:
@@ -105,7 +105,8 @@ class Splitter:
             m = _COMMENT_END.search(text, at)  # PostgreSQL ends a comment at \n or \r
             return m.start() if m else len(text)
         if c == "/" and text.startswith("/*", at):
-            return self._skip_block_comment(at)
+            end = self._skip_block_comment(at)
+            return len(text) if end < 0 else end
         return -1
 
     # ----------------------------------------------------------------- statements
@@ -132,7 +133,10 @@ class Splitter:
                 p = m.end()
                 continue
             if text.startswith("/*", p):
-                p = self._skip_block_comment(p)
+                end = self._skip_block_comment(p)
+                if end < 0:
+                    return p  # unterminated: the server rejects it, so it is a statement
+                p = end
                 continue
             return p
         return n

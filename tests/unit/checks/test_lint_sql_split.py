@@ -52,3 +52,6 @@ def test_unterminated_input_and_carriage_returns() -> None:
     # PostgreSQL ends a -- comment at a carriage return too
     assert [c.text for c in chunks("-- c\rBEGIN;\rSELECT 1;")] == ["BEGIN", "SELECT 1"]
     assert chunks("") == [] and chunks(" ;; -- only comments\n/* */") == []
+    # an unterminated comment hides nothing: it is a statement, and it does not parse
+    assert [c.text for c in chunks("SELECT 1;\n/* /* */ DROP TABLE t;")] == [
+        "SELECT 1", "/* /* */ DROP TABLE t;"]
