@@ -180,6 +180,12 @@ def _read(path: Path, text: str, tree: ast.Module) -> Revision:
                    transaction_per_migration=_transaction_per_migration(tree))
     for name in ("upgrade", "downgrade"):
         fn = scope.names.get(name)
+        if name in scope.names and not isinstance(fn, v.Function):
+            # e.g. upgrade = make_upgrade(): Alembic calls it, the linter cannot read it
+            reader.function = name
+            reader.unverifiable(_binding(tree, name), name,
+                                f"{name} is {v.why(fn, 'not a function the linter can read')}")
+            continue
         if not isinstance(fn, v.Function):
             continue
         reader.function, reader.in_txn, reader.helper = name, True, 0
@@ -196,6 +202,18 @@ def _read(path: Path, text: str, tree: ast.Module) -> Revision:
                                 f"({type(exc).__name__})")
     rev.statements = reader.out
     return rev
+
+
+def _binding(tree: ast.Module, name: str) -> ast.AST:
+    """The last top-level statement that binds ``name`` (for the line of a finding)."""
+    found: ast.AST = tree.body[0] if tree.body else tree
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) or \
+                (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name):
+            found = node
+    return found
 
 
 def _static(value: Any) -> Any:

@@ -100,6 +100,8 @@ UNVERIFIABLE = [
     ("subprocess psql", "import subprocess\ndef upgrade():\n    subprocess.run(['psql', '-c', 'DROP TABLE t'])\n",
      "subprocess"),
     ("unknown op", "def upgrade():\n    op.invoke(object())\n", "op.invoke"),
+    ("upgrade built at import time", "import mylib\nupgrade = mylib.make_upgrade()\n",
+     "upgrade is"),
     ("getattr with a computed name",
      "import os\ndef upgrade():\n    getattr(op, os.environ['M'])('DROP TABLE t')\n", "getattr"),
 ]
