@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from checks import CheckResult, Verdict
 from checks.lint import RULES, Finding
+from checks.lint.report import TABLE_ROWS
 
 _STYLE = {Verdict.PASS: "green", Verdict.WARN: "yellow", Verdict.FAIL: "bold red"}
 
@@ -48,10 +50,16 @@ def findings_table(findings: Sequence[Finding], files: int = 0) -> str:
         table = Table(title="migration lint", show_lines=True)
         for col in ("rule", "where", "problem", "instead"):
             table.add_column(col, overflow="fold")
-        for f in findings:
-            table.add_row(f"{f.rule_id} {f.severity}", f"{f.path}:{f.line} ({f.function})",
-                          f"{RULES[f.rule_id].title}: {f.message}", RULES[f.rule_id].instead)
+        # Text(), not str: names from the linted SQL must never be read as Rich markup.
+        for f in findings[:TABLE_ROWS]:
+            table.add_row(Text(f"{f.rule_id} {f.severity}"), Text(f"{f.path}:{f.line} ({f.function})"),
+                          Text(f"{RULES[f.rule_id].title}: {f.message}"),
+                          Text(RULES[f.rule_id].instead))
         console.print(table)
+        if len(findings) > TABLE_ROWS:
+            console.print(Text(f"... and {len(findings) - TABLE_ROWS} more finding(s): "
+                               "--format json (or sarif, junit) lists them all"))
     errors = sum(1 for f in findings if f.severity == "error")
-    console.print(f"{files} file(s) linted: {errors} error(s), {len(findings) - errors} warning(s)")
+    console.print(Text(f"{files} file(s) linted: {errors} error(s), "
+                       f"{len(findings) - errors} warning(s)"))
     return buf.getvalue()

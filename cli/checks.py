@@ -58,47 +58,64 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 @task(
     help={
-        "paths": "comma-separated files or directories (default: migrations/versions)",
-        "format": "table (default), json or junit",
+        "paths": "comma-separated files or directories (default: lint_paths from "
+                 "phasegate.toml, else the kit's migrations/versions)",
+        "format": "table (default), json, junit or sarif (GitHub code scanning)",
         "output": "write the report to this file instead of stdout",
         "rules": "list the rules and exit",
+        "since": "lint only the files changed since this git ref (e.g. origin/main); the "
+                 "others are still read for context",
     }
 )
-def lint(c, paths=None, format="table", output=None, rules=False):
-    """Lint migrations for lock and compatibility hazards (Alembic ops and raw SQL)."""
-    from checks.lint import RULES, failed, lint_paths, render_findings
+def lint(c, paths=None, format="table", output=None, rules=False, since=None):
+    """Lint migrations for lock and compatibility hazards (Alembic revisions and raw SQL)."""
+    from checks.lint import RULES, failed, render_findings
+    from checks.lint.report import FORMATS as LINT_FORMATS
     from cli.check_render import findings_table
 
     if rules:
         for r in RULES.values():
-            print(f"{r.rule_id} [{r.severity}] {r.title}\n    why: {r.why}\n    instead: {r.instead}")
+            print(f"{r.rule_id} [{r.severity}, {r.kind}] {r.title}\n    why: {r.why}\n"
+                  f"    instead: {r.instead}")
         return
-    _check_format(format)
+    if format not in LINT_FORMATS:
+        raise Exit(f"phasegate: --format must be one of {', '.join(LINT_FORMATS)}, not {format!r}",
+                   code=2)
     with _could_not_run():
-        targets = [Path(p.strip()) for p in paths.split(",")] if paths else None
-        missing = [str(p) for p in targets or [] if not p.exists()]
-        if missing:
-            raise Exit(f"phasegate: no such file or directory: {', '.join(missing)}", code=2)
-        files = _count_files(targets)
-        findings = lint_paths(targets)
-    errors = sum(1 for f in findings if f.severity == "error")
-    text = findings_table(findings, files) if format == "table" else render_findings(findings, format, files)
-    _emit(text, output,
-          f"{files} file(s) linted: {errors} error(s)")
+        if output:
+            check_output_path(Path(output), "--output")
+        result = _lint_run(paths, since)
+        findings, files = result.findings, len(result.files)
+        errors = sum(1 for f in findings if f.severity == "error")
+        text = (findings_table(findings, files) if format == "table"
+                else render_findings(findings, format, files))
+        _emit(text, output, f"{files} file(s) linted: {errors} error(s)")
     if failed(findings):
         raise Exit(f"phasegate: migration lint found {errors} error(s)", code=1)
 
 
-def _count_files(targets: list[Path] | None) -> int:
-    from checks.lint import default_paths
+def _lint_run(paths: str | None, since: str | None):  # type: ignore[no-untyped-def]
+    """Resolve what to lint (--paths, phasegate.toml lint_paths, the kit's revisions) and
+    lint it; any failure to read or to lint becomes one CouldNotLint line (exit 2)."""
+    from checks.lint import CouldNotLint, default_paths, expand, lint
+    from checks.lint.targets import changed_since, configured_paths
+    from rollout.environments import load_config
 
-    count = 0
-    for p in targets if targets is not None else default_paths():
-        if p.is_dir():
-            count += len([f for f in [*p.glob("*.py"), *p.glob("*.sql")] if f.name != "__init__.py"])
-        else:
-            count += 1
-    return count
+    project = project_dir()
+    if paths:
+        targets = [Path(p.strip()) for p in paths.split(",") if p.strip()]
+        if not targets:
+            raise CouldNotLint("--paths names no file or directory")
+    else:
+        targets = configured_paths(load_config(project), project) or default_paths()
+    try:
+        files = expand(targets)
+        report = changed_since(since, project) if since else None
+        return lint(files, report)
+    except CouldNotLint:
+        raise
+    except Exception as exc:  # a linter bug: still one line and "could not lint", never a trace
+        raise CouldNotLint(f"could not lint: internal error {type(exc).__name__}: {exc}") from exc
 
 
 @task(

@@ -15,7 +15,7 @@ from invoke import task
 
 from cli.base import clean_errors, project_dir
 from phasegate.durations import is_duration, parse_duration
-from phasegate.errors import ConfigError
+from phasegate.errors import ConfigError, Refused
 from phasegate.text import printable
 
 SHOWN_KEYS = 20  # repaired run keys printed; the count is always exact
@@ -71,7 +71,7 @@ def reconcile(c, env="local", since=None, until=None):
             finally:
                 app.close()
         if report.skipped_reason:
-            raise ConfigError(
+            raise Refused(
                 f"reconcile refused on {target.name}: {report.skipped_reason}; it repairs Redis "
                 "only while write_mode=dual (the database is the truth and Redis is still read)")
     print(f"{target.name}: checked {report.checked} run(s) requested "

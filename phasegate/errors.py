@@ -16,6 +16,10 @@ class ConfigError(PhasegateError):
     """The configuration is invalid."""
 
 
+class Refused(PhasegateError):
+    """The request is valid but the target's state does not allow it now (exit code 1)."""
+
+
 class Unreachable(PhasegateError):
     """A server the command needs did not answer (down, wrong port, wrong password)."""
 

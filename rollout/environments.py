@@ -44,7 +44,7 @@ CONFIG_FILE = "phasegate.toml"
 MAX_CONFIG_BYTES = 1024 * 1024  # a configuration file is a few hundred bytes
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # matched whole (fullmatch: no trailing newline)
 BUILT_IN = ("local", "ci")
-TOP_KEYS = ("environments", "settings")
+TOP_KEYS = ("environments", "settings", "lint_paths")  # lint_paths: checks/lint/targets.py
 ENV_KEYS = ("db_url_env", "redis_url_env", "pulumi_stack", "production", "settings")  # of [environments.X]
 CREATE_CI_DATABASE_SQL = sqlfiles.query(__file__, "environments", "create_ci_database")
 

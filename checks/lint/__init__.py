@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from checks.lint.engine import Finding, default_paths, lint_paths, lint_source
+from checks.lint.engine import LintResult, default_paths, expand, lint, lint_paths
+from checks.lint.findings import Finding
+from checks.lint.inputs import CouldNotLint
 from checks.lint.report import failed, render_findings
 from checks.lint.rules import RULES, Rule
 
-__all__ = ["RULES", "Finding", "Rule", "default_paths", "failed", "lint_paths", "lint_source",
-           "render_findings"]
+__all__ = ["RULES", "CouldNotLint", "Finding", "LintResult", "Rule", "default_paths", "expand",
+           "failed", "lint", "lint_paths", "render_findings"]

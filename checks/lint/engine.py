@@ -1,329 +1,268 @@
-"""Apply the rules of ``rules.py`` to the statements of ``source.py``.
+"""Lint migration files: gather them, read each (``.py`` revisions with ``py_loader``,
+``.sql`` scripts with ``sql_split``), and run every statement through ``sql_rules``.
 
-State carried through a revision function, in order: tables created in this revision
-("new": nobody else can see them yet, so locks on them are harmless), whether
-``lock_timeout`` is set for the current transaction or session, and which constraints were
-added in the current transaction. In a downgrade, the tables the same revision's upgrade
-created are also exempt from the lock rules: the rollout moves the application off them
-(flags back) before it downgrades.
+Files of one folder are linted in chain order (``revision`` / ``down_revision``) and share
+what they teach about the schema (a CHECK validated by one revision lets a later SET NOT
+NULL through). When the folder's Alembic ``env.py`` does not set
+``transaction_per_migration=True``, Alembic runs every revision of an upgrade in one
+transaction, so the transaction state carries from one revision to the next too.
+
+Nothing here raises for any input except :class:`~checks.lint.inputs.CouldNotLint` (a file
+that cannot be read at all: ``invoke lint`` exits 2 with one line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pglast import enums, parse_sql
-from pglast.parser import ParseError
+from checks.lint import sql_tree
+from checks.lint.findings import Collector, Finding
+from checks.lint.inputs import CouldNotLint, describe, read_text
+from checks.lint.py_loader import PHASE, Revision, parse_python, read_revision, suppressions
+from checks.lint.sql_rules import StatementLinter, Where
+from checks.lint.sql_split import Splitter
+from checks.lint.state import Schema, Session, Txn, Unit
 
-from checks.lint.rules import RULES
-from checks.lint.source import Source, Stmt, load
-
-AT = enums.AlterTableType
-CT = enums.ConstrType
-OT = enums.ObjectType
-
-VOLATILE = {"random", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1",
-            "uuid_generate_v4", "nextval", "txid_current", "setseed", "random_normal"}
-LOCKLESS = {"CreateFunctionStmt", "CreateEnumStmt", "CompositeTypeStmt", "AlterEnumStmt",
-            "VariableSetStmt", "SelectStmt", "CreateSchemaStmt", "CreateExtensionStmt",
-            "CommentStmt", "CreateSeqStmt", "DefineStmt", "CreateDomainStmt", "DoStmt",
-            "InsertStmt", "UpdateStmt", "DeleteStmt", "TransactionStmt", "CreateStmt",
-            "ViewStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt", "AlterRoleStmt"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One rule broken at one place."""
-
-    rule_id: str
-    path: str
-    line: int
-    function: str
-    message: str
-    statement: str
-    severity: str
-
-    def to_dict(self) -> dict[str, Any]:
-        rule = RULES[self.rule_id]
-        return {"rule": self.rule_id, "title": rule.title, "path": self.path, "line": self.line,
-                "function": self.function, "message": self.message, "statement": self.statement,
-                "severity": self.severity, "why": rule.why, "instead": rule.instead}
+# psql meta-commands that run SQL the linter does not see.
+_UNSEEN = {"i": "\\i includes another file", "ir": "\\ir includes another file",
+           "include": "\\include includes another file",
+           "include_relative": "\\include_relative includes another file",
+           "gexec": "\\gexec runs the query's results as SQL", "!": "\\! runs a shell command",
+           "copy": "\\copy runs a COPY the linter does not read"}
+_RECONNECT = {"c", "connect"}
+_PSQL_VARIABLE = re.compile(r"(?<![:\w]):['\"]?[A-Za-z_]")
 
 
 @dataclass
-class _State:
-    phase: str
-    function: str
-    new_tables: set[str] = field(default_factory=set)
-    own_tables: set[str] = field(default_factory=set)
-    new_indexes: set[str] = field(default_factory=set)
-    txn_lock_timeout: bool = False
-    session_lock_timeout: bool = False
-    added_in_txn: set[str] = field(default_factory=set)
-    in_txn: bool = True
-
-    def exempt(self, table: str | None) -> bool:
-        return table is not None and (table in self.new_tables or table in self.own_tables)
-
-
-def _name(node: Any) -> str | None:
-    return getattr(node, "relname", None)
-
-
-def _func_names(node: Any) -> Iterator[str]:
-    """Names of every function called inside a parse-tree node."""
-    if node is None:
-        return
-    if type(node).__name__ == "FuncCall":
-        yield node.funcname[-1].sval
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from _func_names(item)
-        return
-    for slot in getattr(node, "__slots__", ()):
-        child = getattr(node, slot, None)
-        if child is not None and not isinstance(child, str | int | float | bool):
-            yield from _func_names(child)
-
-
-class _Linter:
-    def __init__(self, src: Source) -> None:
-        self.src = src
-        self.findings: list[Finding] = []
-        self.stmt: Stmt | None = None
-        self.sql = ""
-
-    def add(self, rule_id: str, message: str) -> None:
-        assert self.stmt is not None
-        self.findings.append(Finding(rule_id, str(self.src.path), self.stmt.line, self.stmt.function,
-                                     message, " ".join(self.sql.split())[:200],
-                                     RULES[rule_id].severity))
-
-    def run(self) -> list[Finding]:
-        own = {t for s in self.src.statements if s.function == "upgrade" and s.sql
-               for t in _created_tables(s.sql)}
-        for function in ("upgrade", "downgrade"):
-            state = _State(self.src.phase, function, own_tables=own if function == "downgrade" else set())
-            for stmt in (s for s in self.src.statements if s.function == function):
-                self.statement(stmt, state)
-        return self.findings
-
-    def statement(self, stmt: Stmt, st: _State) -> None:
-        self.stmt, self.sql = stmt, stmt.sql or ""
-        if stmt.in_transaction != st.in_txn or not stmt.in_transaction:
-            st.txn_lock_timeout, st.added_in_txn = False, set()  # a transaction boundary
-        st.in_txn = stmt.in_transaction
-        if stmt.sql is None:
-            self.add("PG018", f"{stmt.origin}(...) with SQL the linter cannot resolve statically")
-            return
-        try:
-            raws = parse_sql(stmt.sql)
-        except ParseError as exc:
-            self.add("PG018", f"SQL does not parse: {exc}")
-            return
-        for raw in raws:
-            node = raw.stmt
-            kind = type(node).__name__
-            table = self.target(node)
-            if self.takes_lock(node, kind) and not st.exempt(table) and not (
-                    stmt.helper or st.txn_lock_timeout or st.session_lock_timeout):
-                self.add("PG011", f"{_verb(kind)} on {table or 'a table'} without lock_timeout")
-            handler = getattr(self, f"on_{kind}", None)
-            if handler is not None:
-                handler(node, st, table)
-
-    @staticmethod
-    def target(node: Any) -> str | None:
-        rel = getattr(node, "relation", None)
-        if rel is not None:
-            return _name(rel)
-        if type(node).__name__ == "DropStmt" and node.removeType == OT.OBJECT_TABLE:
-            return node.objects[0][-1].sval
-        return None
-
-    @staticmethod
-    def takes_lock(node: Any, kind: str) -> bool:
-        if kind in LOCKLESS:
-            return False
-        if kind == "DropStmt":
-            return node.removeType in (OT.OBJECT_TABLE, OT.OBJECT_INDEX)
-        return kind in {"AlterTableStmt", "IndexStmt", "RenameStmt", "CreateTrigStmt",
-                        "LockStmt", "TruncateStmt", "ClusterStmt", "ReindexStmt", "VacuumStmt"}
-
-    # ------------------------------------------------------------ one handler per statement
-    def on_VariableSetStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if node.name == "lock_timeout":
-            if node.is_local:
-                st.txn_lock_timeout = True
-            else:
-                st.session_lock_timeout = True
-
-    def on_CreateStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if table:
-            st.new_tables.add(table)
-        for elt in node.tableElts or ():
-            if type(elt).__name__ == "ColumnDef":
-                self.column_type(elt)
-
-    def on_IndexStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if st.exempt(table):
-            st.new_indexes.add(node.idxname or "")
-            return
-        if node.concurrent and st.in_txn:
-            self.add("PG003", f"CREATE INDEX CONCURRENTLY {node.idxname} inside the transaction")
-        elif not node.concurrent:
-            self.add("PG001", f"CREATE INDEX {node.idxname} on existing table {table}")
-
-    def on_DropStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if node.removeType == OT.OBJECT_INDEX:
-            names = [o[-1].sval for o in node.objects]
-            if all(n in st.new_indexes for n in names):
-                return
-            if node.concurrent and st.in_txn:
-                self.add("PG003", f"DROP INDEX CONCURRENTLY {', '.join(names)} inside the transaction")
-            elif not node.concurrent:
-                self.add("PG002", f"DROP INDEX {', '.join(names)} without CONCURRENTLY")
-        elif node.removeType == OT.OBJECT_TABLE and not st.exempt(table):
-            self.drop(st, f"DROP TABLE {table}")
-
-    def drop(self, st: _State, what: str) -> None:
-        if st.function == "upgrade" and st.phase != "contract":
-            self.add("PG010", f"{what} in a {st.phase} revision")
-
-    def on_RenameStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if node.renameType in (OT.OBJECT_COLUMN, OT.OBJECT_TABLE) and not st.exempt(table):
-            what = "column" if node.renameType == OT.OBJECT_COLUMN else "table"
-            self.add("PG009", f"rename of {what} {node.subname or table} to {node.newname}")
-
-    def on_TruncateStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        self.add("PG016", "TRUNCATE " + ", ".join(_name(r) or "?" for r in node.relations))
-
-    def on_LockStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        self.add("PG015", "explicit LOCK TABLE")
-
-    def on_ClusterStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        self.add("PG015", "CLUSTER rewrites the table")
-
-    def on_VacuumStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if any(o.defname == "full" for o in node.options or ()):
-            self.add("PG015", "VACUUM FULL rewrites the table")
-
-    def on_ReindexStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        if not any(o.defname == "concurrently" for o in node.params or ()):
-            self.add("PG015", "REINDEX without CONCURRENTLY")
-
-    def on_AlterTableStmt(self, node: Any, st: _State, table: str | None) -> None:  # noqa: N802
-        for cmd in node.cmds:
-            if st.exempt(table):
-                if cmd.subtype == AT.AT_AddColumn:
-                    self.column_type(cmd.def_)
-                continue
-            self.alter_cmd(cmd, st, table)
-
-    def alter_cmd(self, cmd: Any, st: _State, table: str | None) -> None:
-        sub = cmd.subtype
-        if sub == AT.AT_AddColumn:
-            self.add_column(cmd.def_, table)
-        elif sub == AT.AT_AlterColumnType:
-            self.add("PG008", f"type change of {table}.{cmd.name}")
-        elif sub == AT.AT_DropColumn:
-            self.drop(st, f"DROP COLUMN {table}.{cmd.name}")
-        elif sub == AT.AT_SetNotNull:
-            self.add("PG012", f"SET NOT NULL on {table}.{cmd.name}")
-        elif sub == AT.AT_AddConstraint:
-            self.add_constraint(cmd.def_, st, table)
-        elif sub == AT.AT_ValidateConstraint and cmd.name in st.added_in_txn:
-            self.add("PG005", f"VALIDATE CONSTRAINT {cmd.name} in the transaction that added it")
-
-    def add_constraint(self, con: Any, st: _State, table: str | None) -> None:
-        st.added_in_txn.add(con.conname or "")
-        if con.contype in (CT.CONSTR_CHECK, CT.CONSTR_FOREIGN) and not con.skip_validation:
-            kind = "FOREIGN KEY" if con.contype == CT.CONSTR_FOREIGN else "CHECK"
-            self.add("PG004", f"{kind} {con.conname or ''} on {table} without NOT VALID")
-        if con.contype in (CT.CONSTR_PRIMARY, CT.CONSTR_UNIQUE) and not con.indexname:
-            self.add("PG013", f"{con.conname or 'constraint'} on {table} builds its index under lock")
-
-    def add_column(self, col: Any, table: str | None) -> None:
-        kinds = {c.contype: c for c in col.constraints or ()}
-        if CT.CONSTR_NOTNULL in kinds and CT.CONSTR_DEFAULT not in kinds:
-            self.add("PG006", f"{table}.{col.colname} NOT NULL without a default")
-        default = kinds.get(CT.CONSTR_DEFAULT)
-        volatile = sorted(set(_func_names(default.raw_expr)) & VOLATILE) if default else []
-        if volatile:
-            self.add("PG007", f"{table}.{col.colname} DEFAULT calls volatile {', '.join(volatile)}()")
-        if CT.CONSTR_GENERATED in kinds:
-            self.add("PG017", f"{table}.{col.colname} GENERATED ... STORED")
-        if CT.CONSTR_FOREIGN in kinds:
-            self.add("PG004", f"{table}.{col.colname} REFERENCES without NOT VALID")
-        self.column_type(col)
-
-    def column_type(self, col: Any) -> None:
-        names = [n.sval for n in col.typeName.names] if col.typeName else []
-        if names and names[-1] == "timestamp":
-            self.add("PG014", f"column {col.colname} is timestamp without time zone")
-
-
-def _verb(kind: str) -> str:
-    return {"AlterTableStmt": "ALTER TABLE", "IndexStmt": "CREATE INDEX", "DropStmt": "DROP",
-            "RenameStmt": "rename", "CreateTrigStmt": "CREATE TRIGGER"}.get(kind, kind)
-
-
-def _created_tables(sql: str) -> set[str]:
-    try:
-        return {getattr(r.stmt, "relation").relname for r in parse_sql(sql)  # noqa: B009
-                if type(r.stmt).__name__ == "CreateStmt"}
-    except ParseError:
-        return set()
-
-
-def apply_suppressions(src: Source, findings: list[Finding]) -> list[Finding]:
-    """Drop suppressed findings; a suppression without a reason (or naming an unknown rule)
-    is itself a PG000 finding and suppresses nothing."""
-    stmts = src.statements
-    kept: list[Finding] = []
-    meta: list[Finding] = []
-    valid = []
-    for sup in src.suppressions:
-        unknown = [r for r in sup.rule_ids if r not in RULES]
-        if not sup.reason or unknown or not sup.rule_ids:
-            what = f"unknown rule {', '.join(unknown)}" if unknown else "no reason given"
-            meta.append(Finding("PG000", str(src.path), sup.line, "-",
-                                f"suppression ignored: {what}", "", RULES["PG000"].severity))
-        else:
-            valid.append(sup)
-    for f in findings:
-        stmt = next((s for s in stmts if s.line == f.line and s.function == f.function), None)
-        end = stmt.end_line if stmt else f.line
-        if any(f.rule_id in s.rule_ids and f.line - 1 <= s.line <= end for s in valid):
-            continue
-        kept.append(f)
-    return meta + kept
-
-
-def lint_source(src: Source) -> list[Finding]:
-    return apply_suppressions(src, _Linter(src).run())
+class LintResult:
+    findings: list[Finding] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
 
 
 def default_paths() -> list[Path]:
-    """The revisions the project ships."""
+    """The revisions the kit ships."""
     root = Path(__file__).resolve().parents[2] / "migrations" / "versions"
     return sorted(root.glob("*.py"))
 
 
-def lint_paths(paths: Iterable[Path | str] | None = None) -> list[Finding]:
-    """Lint migration files (``.py`` revisions or ``.sql``); directories are expanded."""
+def expand(paths: Iterable[Path | str]) -> list[Path]:
+    """Files to lint: directories become their ``*.py`` and ``*.sql`` (an Alembic folder,
+    its ``versions/``); anything that is not a regular file is refused."""
     files: list[Path] = []
-    for p in (default_paths() if paths is None else [Path(x) for x in paths]):
+    for raw in paths:
+        p = Path(raw)
         if p.is_dir():
-            files += sorted([*p.glob("*.py"), *p.glob("*.sql")])
+            folder = p / "versions" if (p / "env.py").is_file() and (p / "versions").is_dir() else p
+            found = sorted([*folder.glob("*.py"), *folder.glob("*.sql")])
+            found = [f for f in found if f.name != "__init__.py"]
+            for f in found:
+                problem = describe(f)
+                if problem:
+                    raise CouldNotLint(f"{f}: {problem}, not a migration file; refused")
+            if not found:
+                raise CouldNotLint(f"{p}: no migration files (*.py, *.sql) in it")
+            files += found
+        elif not p.exists() and not p.is_symlink():
+            raise CouldNotLint(f"{p}: no such file or directory")
         else:
             files.append(p)
-    findings: list[Finding] = []
+    return files
+
+
+def lint_paths(paths: Iterable[Path | str] | None = None) -> list[Finding]:
+    """Lint migration files (``.py`` revisions or ``.sql``); directories are expanded."""
+    return lint(expand(default_paths() if paths is None else paths)).findings
+
+
+def lint(files: list[Path], report: set[Path] | None = None) -> LintResult:
+    """Lint ``files`` (in chain order per folder); with ``report``, files outside it are read
+    for context only (their findings dropped, an unreadable one skipped)."""
+    result = LintResult()
+    groups: dict[Path, list[Path]] = {}
     for f in files:
-        if f.name == "__init__.py":
+        groups.setdefault(f.parent, []).append(f)
+    for folder, members in groups.items():
+        _Run(folder, result, report).lint(members)
+    return result
+
+
+class _Run:
+    """One folder's files, sharing schema facts (and, without transaction_per_migration,
+    the open transaction)."""
+
+    def __init__(self, folder: Path, result: LintResult, report: set[Path] | None) -> None:
+        self.result, self.report = result, report
+        self.schema = Schema()
+        self.shared_txn = _shared_transaction(folder)
+        self.txn: Txn | None = None
+
+    def reported(self, path: Path) -> bool:
+        return self.report is None or path.resolve() in self.report
+
+    def lint(self, files: list[Path]) -> None:
+        sources: list[tuple[Path, str | Revision]] = []
+        for path in files:
+            try:
+                text = read_text(path)
+            except CouldNotLint:
+                if self.reported(path):
+                    raise
+                continue
+            try:
+                sources.append((path, read_revision(path, text) if path.suffix == ".py" else text))
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise CouldNotLint(f"{path}: could not lint: internal error "
+                                   f"{type(exc).__name__}: {exc}") from exc
+        for path, source in _chain_order(sources):
+            try:
+                findings = self.python(path, source) if isinstance(source, Revision) \
+                    else self.sql(path, source)
+            except Exception as exc:  # a linter bug: "could not lint" naming the file, not a trace
+                raise CouldNotLint(f"{path}: could not lint: internal error "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            if self.reported(path):
+                self.result.files.append(path)
+                self.result.findings += findings
+
+    # ------------------------------------------------------------------ revisions
+    def python(self, path: Path, rev: Revision) -> list[Finding]:
+        out = Collector(str(path), rev.suppressions)
+        if rev.problem is not None:
+            out.add("PG019", rev.problem[0], rev.problem[0], "-", rev.problem[1], "")
+            return out.done()
+        own: set[str] = set()
+        for function in ("upgrade", "downgrade"):
+            unit = Unit(str(path), function, rev.phase, python=True,
+                        own_tables=own if function == "downgrade" else set())
+            carry = self.shared_txn and function == "upgrade" and self.txn is not None
+            linter = StatementLinter(unit, self.schema, _emitter(out, function),
+                                     txn=self.txn if carry else None)
+            self.run_statements(linter, [s for s in rev.statements if s.function == function])
+            if function == "upgrade":
+                own = set(unit.new_tables)
+                if self.shared_txn:
+                    self.txn = _carried(linter.txn, path)
+        return out.done()
+
+    def run_statements(self, linter: StatementLinter, stmts: list) -> None:  # type: ignore[type-arg]
+        previous: bool | None = None
+        for stmt in stmts:
+            where = Where(stmt.line, stmt.end_line, stmt.sql or "", stmt.helper, stmt.in_transaction)
+            linter.where = where
+            if stmt.event is not None:
+                linter.add("PG020", f"connection.{stmt.event}() inside an Alembic revision ends "
+                                    "its transaction: use autocommit_block()")
+                linter.boundary()
+                continue
+            if stmt.sql is None:
+                linter.add("PG018", f"cannot verify: {stmt.problem}: trace it or suppress with "
+                                    "a reason")
+                continue
+            if previous is not None and stmt.in_transaction != previous or not stmt.in_transaction:
+                linter.boundary()  # into or out of an autocommit block, or autocommit
+            previous = stmt.in_transaction
+            try:
+                parsed = sql_tree.parse(stmt.sql)
+            except sql_tree.SyntaxProblem as exc:
+                linter.add("PG019", f"{stmt.origin}: {exc}")
+                continue
+            # Several statements in one string run as one implicit transaction.
+            implicit = len(parsed) > 1
+            for p in parsed:
+                linter.statement(p, Where(stmt.line, stmt.end_line, stmt.sql, stmt.helper,
+                                          stmt.in_transaction or implicit))
+            if not stmt.in_transaction:
+                linter.boundary()
+
+    # ------------------------------------------------------------------ .sql scripts
+    def sql(self, path: Path, text: str) -> list[Finding]:
+        out = Collector(str(path), suppressions(text, "--"))
+        header = PHASE.search(text[:4096])
+        unit = Unit(str(path), "sql", header["phase"] if header else "expand", python=False)
+        linter = StatementLinter(unit, self.schema, _emitter(out, "sql"), session=Session())
+        splitter = Splitter(text)
+        while (chunk := splitter.next_chunk()) is not None:
+            linter.where = Where(chunk.line, chunk.end_line, chunk.text, in_txn=linter.block)
+            if chunk.meta is not None:
+                if chunk.meta in _UNSEEN:
+                    linter.add("PG018", f"cannot verify: {_UNSEEN[chunk.meta]}: trace it or "
+                                        "suppress with a reason")
+                elif chunk.meta in _RECONNECT:
+                    linter.session, linter.block = Session(), False
+                    linter.boundary()
+                continue
+            try:
+                parsed = sql_tree.parse(chunk.text)
+            except sql_tree.SyntaxProblem as exc:
+                line = chunk.line + exc.line_offset
+                linter.where = Where(line, line, chunk.text, in_txn=linter.block)
+                hint = " (psql variables such as :name are not SQL)" \
+                    if _PSQL_VARIABLE.search(chunk.text) else ""
+                linter.add("PG019", f"{exc}{hint}")
+                continue
+            for p in parsed:
+                if not linter.block:
+                    linter.boundary()  # autocommit: every statement is its own transaction
+                line = chunk.line + p.line_offset
+                linter.statement(p, Where(line, max(line, chunk.end_line), chunk.text,
+                                          in_txn=linter.block))
+                if p.kind == "CopyStmt" and p.node.get("is_from") and not p.node.get("filename"):
+                    splitter.skip_copy_data()
+        linter.finish()
+        return out.done()
+
+
+def _emitter(out: Collector, function: str):  # type: ignore[no-untyped-def]
+    def emit(rule_id: str, message: str, where: Where) -> None:
+        out.add(rule_id, where.line, where.end_line, function, message, where.text,
+                first=min(where.anchor or where.line, where.line))
+    return emit
+
+
+def _carried(txn: Txn, path: Path) -> Txn:
+    """The upgrade's open transaction, as the next revision of the same run inherits it."""
+    return Txn(lock_timeout=txn.lock_timeout, locks=[f"{lk} in {path.name}" if " in " not in lk
+                                                     else lk for lk in txn.locks],
+               added=dict(txn.added), origin=" (env.py runs every revision in one transaction: "
+                                             "no transaction_per_migration=True)")
+
+
+def _shared_transaction(folder: Path) -> bool:
+    """Whether the folder's env.py runs every revision in one transaction."""
+    env = folder.parent / "env.py"
+    if folder.name != "versions" or not env.is_file():
+        return False
+    try:
+        tree = parse_python(read_text(env), env)
+    except CouldNotLint:
+        return False
+    if isinstance(tree, tuple):
+        return False
+    from checks.lint.py_loader import _transaction_per_migration
+
+    return _transaction_per_migration(tree) is False
+
+
+def _chain_order(sources: list[tuple[Path, str | Revision]]) -> list[tuple[Path, str | Revision]]:
+    """Revisions in the order Alembic applies them (down_revision before revision); files
+    without a chain keep their name order, after the chain."""
+    revs = {s.revision: (p, s) for p, s in sources if isinstance(s, Revision) and s.revision}
+    children: dict[object, list[str]] = {}
+    for rid, (_, s) in revs.items():
+        downs = s.down_revision if isinstance(s.down_revision, list | tuple) else [s.down_revision]
+        for down in downs:
+            children.setdefault(down if down in revs else None, []).append(rid)
+    ordered, seen = [], set()
+    stack = sorted(children.get(None, []), reverse=True)
+    while stack:
+        rid = stack.pop()
+        if rid in seen:
             continue
-        findings += lint_source(load(f))
-    return findings
+        seen.add(rid)
+        ordered.append(revs[rid])
+        stack.extend(sorted(children.get(rid, []), reverse=True))
+    chained = {id(s) for _, s in ordered}
+    return ordered + [(p, s) for p, s in sources if id(s) not in chained]

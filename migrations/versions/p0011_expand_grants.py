@@ -131,7 +131,7 @@ def _apply(verb: str) -> None:
 
     def work() -> None:
         conn.execute(text("SELECT set_config('phasegate.grants', :spec, true)"), {"spec": spec})
-        conn.execute(text(APPLY_GRANTS))
+        conn.execute(text(APPLY_GRANTS))  # phasegate-lint: ignore[PG018] reason: GRANT/REVOKE only; verb and privilege are checked against fixed lists in the block, names quoted by %I
 
     safe_ddl.with_lock_retry(conn, work, what=f"{verb.lower()} table privileges")
 
