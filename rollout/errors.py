@@ -41,11 +41,14 @@ class OutOfOrder(RolloutError):
 
 
 class LockHeld(RolloutError):
-    """Another rollout holds this target."""
+    """Another session holds this target's rollout lock: a rollout of the kit's own role, or
+    a foreign session (another role, or a label that is not the kit's)."""
 
-    def __init__(self, target: str, holder: str) -> None:
-        self.target, self.holder = target, holder
-        super().__init__(f"another rollout holds {target}: {holder}")
+    def __init__(self, target: str, holder: str, *, role: str | None = None,
+                 pid: int | None = None, label: str | None = None, foreign: bool = False) -> None:
+        self.target, self.holder = target, holder  # holder: the description, as recorded
+        self.role, self.pid, self.label, self.foreign = role, pid, label, foreign
+        super().__init__(f"target {target} is locked by {holder}")
 
 
 class ActionFailed(RolloutError):
