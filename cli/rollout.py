@@ -10,6 +10,7 @@ from invoke import Exit, task
 
 from cli.base import clean_errors, project_dir
 from phasegate.actor import resolve_actor
+from phasegate.files import check_output_path
 
 
 def _actor(actor: str | None) -> str:
@@ -70,8 +71,11 @@ def _print_status(st: dict[str, Any], fmt: str) -> None:
         "to": "with --rollback: the phase to return to (phases after it are undone), or 'baseline'",
         "status": "show phase, step, last gate results, who and when",
         "dry_run": "print what would run; changes nothing",
-        "yes": "allow irreversible steps (retention's prune, contract's key expiry)",
+        "yes": "allow irreversible steps (retention's prune, contract's key expiry, a rollback "
+               "of expand that drops rows)",
         "confirm": "production environments: type the environment's name back",
+        "export": "with --rollback: a new file the OPEN dead letters are written to before "
+                  "expand's rollback drops them (JSON lines)",
         "auto_rollback": "roll back automatically when an action or the gate fails (default on)",
         "actor": "who is running this (default: $PHASEGATE_ACTOR or the login name)",
         "format": "table (default) or json",
@@ -79,7 +83,8 @@ def _print_status(st: dict[str, Any], fmt: str) -> None:
     }
 )
 def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, dry_run=False,
-            yes=False, confirm=None, auto_rollback=True, actor=None, format="table", progress=None):
+            yes=False, confirm=None, export=None, auto_rollback=True, actor=None, format="table",
+            progress=None):
     """Apply one phase, roll back, or show status. One phase at a time, gated."""
     from rollout.engine import Rollout
     from rollout.environments import open_target
@@ -91,6 +96,8 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
         raise Exit("phasegate: give exactly one of --phase P, --rollback [--to P], --status", code=1)
     if to and not rollback:
         raise Exit("phasegate: --to goes with --rollback", code=1)
+    if export and not rollback:
+        raise Exit("phasegate: --export goes with --rollback", code=1)
     from cli.progress import progress_bars
 
     show = sys.stdout.isatty() if progress is None else bool(progress)
@@ -115,12 +122,19 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
             elif rollback:
                 if dry_run:
                     raise Exit("phasegate: --dry-run goes with --phase", code=1)
-                _print_reports(engine.rollback(to), format)
+                _print_reports(engine.rollback(to, yes=yes, confirm_env=confirm,
+                                               export=_export_path(export)), format)
             else:
                 _print_reports([engine.apply(phase, yes=yes, confirm_env=confirm,
                                              auto_rollback=auto_rollback)], format)
         finally:
             engine.close()
+
+
+def _export_path(export: str | None) -> Any:
+    from pathlib import Path
+
+    return check_output_path(Path(export).expanduser(), "--export") if export else None
 
 
 @task(

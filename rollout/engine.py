@@ -27,7 +27,8 @@ from ledger import sqlfiles
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
 from phasegate.errors import PhasegateError
-from rollout import executor, gates, plan
+from rollout import consent, executor, gates, plan
+from rollout.consent import Consent
 from rollout.environments import Target
 from rollout.errors import (
     ActionFailed,
@@ -109,7 +110,7 @@ class Rollout:
     # ------------------------------------------------------------------ helpers
 
     def _context(self, phase: Phase, rollout_id: str, state: Any,
-                 lock: TargetLock | None = None) -> PhaseContext:
+                 lock: TargetLock | None = None, agreed: Consent = consent.NONE) -> PhaseContext:
         adapter = _Adapter(log, {"rollout_id": rollout_id, "phase": phase.name, "target": self.target.name})
 
         def guard() -> None:
@@ -125,7 +126,7 @@ class Rollout:
             redis=redis_lib.Redis.from_url(self.target.redis_url, socket_timeout=10),
             settings=self.target.settings, actor=self.actor, rollout_id=rollout_id,
             store=self.store, state=state, log=adapter, on_progress=self.on_progress,
-            guard=guard,
+            guard=guard, consent=agreed,
         )
 
     def _guarded(self, phase: str, run: Callable[[], Any]) -> Any:
@@ -205,16 +206,11 @@ class Rollout:
 
     def _confirm_irreversible(self, phase: Phase, yes: bool, confirm_env: str | None) -> None:
         irreversible = [a.id for a in phase.plan() if a.irreversible]
-        if not irreversible:
-            return
-        if not yes:
-            raise IrreversibleStep(phase.name, ", ".join(irreversible),
-                                   "refusing to run without --yes (read the plan first: "
-                                   f"invoke plan --env {self.target.name} --phase {phase.name})")
-        if self.target.production and confirm_env != self.target.name:
-            raise IrreversibleStep(phase.name, ", ".join(irreversible),
-                                   f"{self.target.name} is production: type its name back with "
-                                   f"--confirm {self.target.name}")
+        if irreversible:
+            consent.require(self.target, phase.name, ", ".join(irreversible),
+                            Consent(yes=yes, confirm_env=confirm_env),
+                            "read the plan first: "
+                            f"invoke plan --env {self.target.name} --phase {phase.name}")
 
     # ------------------------------------------------------------------ public
 
@@ -317,20 +313,27 @@ class Rollout:
         self.store.event(ctx.rollout_id, ctx.state.phase, "auto_rollback", self.actor, detail={"why": why})
         try:
             executor.run_backward(ctx, actions)
-        except (RollbackFailed, IrreversibleStep) as err:
+        except IrreversibleStep as err:  # it would drop rows: a person must say so
+            return (f"automatic rollback refused: {err}; roll back by hand: "
+                    f"invoke rollout --env {self.target.name} --rollback --yes")
+        except RollbackFailed as err:
             return f"automatic rollback failed too: {err}"
         self.store.event(ctx.rollout_id, ctx.state.phase, "rolled_back", self.actor, outcome="ok")
         return "rolled back automatically to the previous phase's state"
 
-    def rollback(self, to: str | None = None) -> list[PhaseReport]:
+    def rollback(self, to: str | None = None, *, yes: bool = False,
+                 confirm_env: str | None = None, export: Path | None = None) -> list[PhaseReport]:
         """Undo phases newest first: all after ``to`` (a phase name, or 'baseline'),
-        or only the newest active phase when ``to`` is None."""
+        or only the newest active phase when ``to`` is None. An undo that drops rows (expand's
+        revisions, once the ledger holds history) needs ``yes``, ``confirm_env`` in production
+        and, while OPEN dead letters exist, ``export`` (rollout/drops.py)."""
         self._check_reachable()
         if to is not None and to != "baseline":
             phase_named(to)
-        return self._guarded(to or "rollback", lambda: self._rollback(to))  # type: ignore[no-any-return]
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded(to or "rollback", lambda: self._rollback(to, agreed))  # type: ignore[no-any-return]
 
-    def _rollback(self, to: str | None) -> list[PhaseReport]:
+    def _rollback(self, to: str | None, agreed: Consent) -> list[PhaseReport]:
         reports: list[PhaseReport] = []
         with TargetLock(self.target.dsn, self.target.name, self.actor) as lock:
             migrations_api.current(self.target.db_url)  # refuses a foreign migration state
@@ -345,15 +348,21 @@ class Rollout:
             if not targets:
                 raise RolloutError(f"nothing to roll back on {self.target.name}"
                                    + (f" after {to}" if to else ""))
+            # Every phase's drops are judged before the first undo: a refusal changes nothing.
+            contexts = {name: self._rollback_context(PHASES[name], lock, agreed) for name in targets}
             for name in reversed(targets):
-                reports.append(self._rollback_phase(PHASES[name], lock))
+                executor.refuse_lossy_undo(contexts[name], PHASES[name].plan())
+            for name in reversed(targets):
+                reports.append(self._rollback_phase(PHASES[name], contexts[name]))
         return reports
 
-    def _rollback_phase(self, phase: Phase, lock: TargetLock) -> PhaseReport:
-        t0 = time.monotonic()
+    def _rollback_context(self, phase: Phase, lock: TargetLock, agreed: Consent) -> PhaseContext:
         st = self.store.get(phase.name)
-        rollout_id = st.rollout_id or uuid.uuid4().hex[:12]
-        ctx = self._context(phase, rollout_id, st, lock)
+        return self._context(phase, st.rollout_id or uuid.uuid4().hex[:12], st, lock, agreed)
+
+    def _rollback_phase(self, phase: Phase, ctx: PhaseContext) -> PhaseReport:
+        t0 = time.monotonic()
+        rollout_id = ctx.rollout_id
         reasons = phase.rollback_preflight(ctx)
         if reasons:
             self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,

@@ -9,6 +9,7 @@ __all__ = [
     "GateFailed",
     "IrreversibleStep",
     "LockHeld",
+    "OpenDeadLetters",
     "OutOfOrder",
     "PhasegateError",
     "PreflightFailed",
@@ -109,3 +110,14 @@ class LockLost(Interrupted):
     could start now, so this one stops at its next step."""
 
     lost = "the rollout lock with its session"
+
+
+class OpenDeadLetters(IrreversibleStep):
+    """A drop would lose OPEN dead letters nobody has exported or resolved."""
+
+    def __init__(self, phase: str, action_id: str, count: int) -> None:
+        self.count = count
+        super().__init__(
+            phase, action_id,
+            f"it drops {count} OPEN dead letter(s): export them first with --export PATH "
+            "(JSON lines), or resolve them (invoke dlq list)")
