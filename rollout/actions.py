@@ -33,6 +33,24 @@ def export_ddl_settings(s: Settings) -> None:
     os.environ["PHASEGATE_DDL_RETRIES"] = str(s.ddl_retries)
 
 
+# Runbook placeholders filled by rollout/plan.py: the typed-back name (production only) and
+# the file OPEN dead letters are exported to before a drop.
+CONFIRM = "<confirm>"
+DEAD_LETTERS_FILE = "<dead_letters_file>"
+
+
+def manual_migrate(phase: str, to: str, dropped: tuple[str, ...] = ()) -> str:
+    """``invoke migrate`` as a runbook prints it: by hand, a move contradicts the phase's
+    recorded state, so it names the phase (``--against-state``); a move that drops tables
+    or columns carries the flags a drop with rows asks for (rollout/drops.py)."""
+    cmd = f"invoke migrate --env <env> --to {to} --against-state {phase}"
+    if dropped:
+        cmd += f" --yes {CONFIRM}"
+    if drops.DEAD_LETTERS in dropped:
+        cmd += f" --export {DEAD_LETTERS_FILE}"
+    return cmd
+
+
 def migrate_action(phase: str, revision: str, previous: str, description: str) -> Action:
     """Upgrade to ``revision``; undo downgrades to ``previous``. Idempotent both ways. An undo
     that drops rows follows the drop rule (``rollout/drops.py``) right before it drops."""
@@ -65,8 +83,8 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
         apply=apply,
         undo=undo,
         undo_drops=dropped,
-        manual_apply=(f"invoke migrate --env <env> --to {revision}",),
-        manual_undo=(f"invoke migrate --env <env> --to {previous}",),
+        manual_apply=(manual_migrate(phase, revision),),
+        manual_undo=(manual_migrate(phase, previous, dropped),),
         long_running=is_long_running(revision),
         verify_undo=("SELECT version_num FROM alembic_version;  -- expect " + previous,),  # noqa: S608 (runbook text, never executed)
         estimate=_ddl_estimate,

@@ -45,6 +45,7 @@ from rollout.errors import (
 )
 from rollout.phase import PHASE_ORDER, OnProgress, Phase, PhaseContext
 from rollout.phases import PHASES
+from rollout.schema_move import MovePlan, MoveReport, SchemaMove, resolve_goal
 from rollout.state import (
     APPLIED,
     APPLYING,
@@ -372,6 +373,25 @@ class Rollout:
         executor.run_backward(ctx, phase.plan())
         self.store.event(rollout_id, phase.name, "rolled_back", self.actor, outcome="ok")
         return PhaseReport(phase.name, "rollback", "rolled_back", round(time.monotonic() - t0, 3))
+
+    def migrate(self, to: str, *, against: str | None = None, yes: bool = False,
+                confirm_env: str | None = None, export: Path | None = None) -> MoveReport:
+        """``invoke migrate``: move the schema under the rollout's lock, audit and drop rule,
+        refusing a move that contradicts the rollout state (rollout/schema_move.py)."""
+        goal, move = self._mover(to)
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded("migrate", lambda: move.run(goal, against, agreed))  # type: ignore[no-any-return]
+
+    def migrate_plan(self, to: str, *, against: str | None = None, yes: bool = False,
+                     confirm_env: str | None = None, export: Path | None = None) -> MovePlan:
+        """What ``migrate`` would cross, drop and refuse; reads only (``--dry-run``)."""
+        goal, move = self._mover(to)
+        return move.plan(goal, against, Consent(yes=yes, confirm_env=confirm_env, export=export))
+
+    def _mover(self, to: str) -> tuple[str, SchemaMove]:
+        goal = resolve_goal(to)  # 'base' and unknown points: refused before any connection
+        self._check_reachable()
+        return goal, SchemaMove(self.target, self.engine, self.store, self.actor)
 
     def status(self) -> dict[str, Any]:
         self._check_reachable()

@@ -9,6 +9,7 @@ __all__ = [
     "GateFailed",
     "IrreversibleStep",
     "LockHeld",
+    "MoveRefused",
     "OpenDeadLetters",
     "OutOfOrder",
     "PhasegateError",
@@ -50,6 +51,15 @@ class LockHeld(RolloutError):
         self.target, self.holder = target, holder  # holder: the description, as recorded
         self.role, self.pid, self.label, self.foreign = role, pid, label, foreign
         super().__init__(f"target {target} is locked by {holder}")
+
+
+class MoveRefused(RolloutError):
+    """A schema move contradicts the rollout state (or cannot be made at all)."""
+
+    def __init__(self, goal: str, reason: str, instead: str | None = None) -> None:
+        self.goal, self.reason, self.instead = goal, reason, instead
+        tail = f"; run instead: {instead}" if instead else ""
+        super().__init__(f"migrate to {goal} refused: {reason}{tail}")
 
 
 class ActionFailed(RolloutError):
