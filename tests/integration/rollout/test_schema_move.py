@@ -262,3 +262,37 @@ def test_undoing_an_applied_phase_needs_the_plans_exact_word(make_db, redis_url,
         ro.close()
     done = _events(target.db_url, "migrate_done")[-1][3]
     assert done["against_state"] == "expand" and done["direction"] == "down" and done["drops"] == []
+
+
+def test_expands_runbook_runs_as_printed_in_production_and_exports_the_open_letters(
+        make_db, redis_url, tmp_path) -> None:
+    """After a dual write (OPEN dead letters backfilled) and its rollback, a person runs
+    expand's manual rollback on a production target exactly as the plan prints it."""
+    from rollout import plan as plans
+
+    target = make_target(make_db("baseline"), redis_url, jobs=300, production=True)
+    apply_through(target, "dual_write", tmp_path)
+    ro = Rollout(target, "rm", plans_dir=tmp_path / "plans")
+    try:
+        ro.rollback()  # dual_write: flags only
+    finally:
+        ro.close()
+    letters = _one(target.dsn, "SELECT count(*) FROM background_dead_letter WHERE status = 'OPEN'")
+    assert letters > 0
+    cfg = tmp_path / "phasegate.toml"
+    cfg.write_text("[environments.test]\nproduction = true\n", encoding="utf-8")
+    env = {**os.environ, "PHASEGATE_CONFIG": str(cfg), "PHASEGATE_TEST_DB_URL": target.db_url,
+           "PHASEGATE_TEST_REDIS_URL": redis_url}
+    p = plans.build(target, "expand", plans.table_sizes(None))
+    commands = [cmd for step in p["manual_rollback"] for cmd in step["commands"]]
+    assert any("--yes --confirm test --export " in cmd for cmd in commands), commands
+    for cmd in commands:
+        # As printed; only run from a scratch folder (the export lands there), so invoke is
+        # told where the tasks are.
+        argv = cmd.split()
+        out = subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *argv[1:]],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, (cmd, out.stdout + out.stderr)
+    assert _one(target.dsn, "SELECT version_num FROM alembic_version") == KIT
+    exported = tmp_path / plans.dead_letters_file("test", "expand")
+    assert len(exported.read_text().splitlines()) == letters
