@@ -314,9 +314,8 @@ class Rollout:
         self.store.event(ctx.rollout_id, ctx.state.phase, "auto_rollback", self.actor, detail={"why": why})
         try:
             executor.run_backward(ctx, actions)
-        except IrreversibleStep as err:  # it would drop rows: a person must say so
-            return (f"automatic rollback refused: {err}; roll back by hand: "
-                    f"invoke rollout --env {self.target.name} --rollback --yes")
+        except IrreversibleStep as err:  # past a key expiry, or rows to drop: a person decides
+            return f"automatic rollback stopped: {err}"
         except RollbackFailed as err:
             return f"automatic rollback failed too: {err}"
         self.store.event(ctx.rollout_id, ctx.state.phase, "rolled_back", self.actor, outcome="ok")

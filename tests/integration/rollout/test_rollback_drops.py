@@ -124,7 +124,7 @@ def test_an_automated_rollback_never_drops_rows_unasked(make_db, redis_url, tmp_
     _failing_gate(monkeypatch, letter)
     ro = Rollout(target, "rm", plans_dir=tmp_path / "plans")
     try:
-        with pytest.raises(GateFailed, match=r"automatic rollback refused: .*refusing to run without --yes"):
+        with pytest.raises(GateFailed, match=r"automatic rollback stopped: expand: .*refusing to run without --yes"):
             ro.apply("expand", yes=True)  # --yes for the phase's steps is not --yes for a drop
     finally:
         ro.close()
