@@ -225,6 +225,8 @@ def migrate(c, to=None, env="local", yes=False, confirm=None, export=None, again
     print(report.message)
     if report.exported:
         print(f"OPEN dead letters exported to {report.exported}")
+    elif export:
+        print(f"--export {export}: no OPEN dead letter was dropped, so nothing was written")
 
 
 def _print_move_plan(p: Any, fmt: str) -> None:

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ProgrammingError
 
 from ledger import sqlfiles
 from migrations import api as migrations_api
 from migrations.points import KIT
 from phasegate.errors import ConfigError
 from phasegate.files import check_output_path, write_text_atomic
+from phasegate.text import first_line
 from rollout import consent as consent_rule
 from rollout.consent import Consent
-from rollout.errors import OpenDeadLetters
+from rollout.errors import OpenDeadLetters, RolloutError
 
 if TYPE_CHECKING:
     from rollout.environments import Target
@@ -75,13 +77,18 @@ class DropCheck:
 
 
 def inspect(engine: Engine, objects: Iterable[str]) -> DropCheck:
+    """Which of ``objects`` hold rows now, and how many dead letters are OPEN if they go."""
     names = sorted(set(objects))
     if not names:
         return DropCheck((), 0)
-    with engine.connect() as conn:
-        holding = tuple(r[0] for r in sqlfiles.execute(conn, HOLDING_SQL, {"objects": names}))
-        open_count = (int(sqlfiles.execute(conn, OPEN_COUNT_SQL).scalar() or 0)
-                      if DEAD_LETTERS in holding else 0)
+    try:
+        with engine.connect() as conn:
+            holding = tuple(r[0] for r in sqlfiles.execute(conn, HOLDING_SQL, {"objects": names}))
+            open_count = (int(sqlfiles.execute(conn, OPEN_COUNT_SQL).scalar() or 0)
+                          if DEAD_LETTERS in holding else 0)
+    except ProgrammingError as exc:  # e.g. a role that may not read them: never guess "empty"
+        raise RolloutError(f"cannot tell whether {', '.join(names)} hold rows, so nothing is "
+                           f"dropped: {first_line(exc.orig or exc)}") from exc
     return DropCheck(holding, open_count)
 
 

@@ -27,6 +27,7 @@ from ledger import sqlfiles
 from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
 from phasegate.errors import PhasegateError
+from phasegate.text import first_line
 from rollout import consent, executor, gates, plan
 from rollout.consent import Consent
 from rollout.environments import Target
@@ -144,6 +145,10 @@ class Rollout:
         except PhasegateError:
             raise
         except Exception as exc:
+            denied = executor.permission_denied(exc)
+            if denied is not None:
+                raise RolloutError(f"{phase}: the database role of {self.target.name} may not "
+                                   f"do this: {first_line(denied)}") from exc
             if not executor.connection_lost(exc):
                 raise
             err = Interrupted(phase, None, exc)
@@ -385,7 +390,8 @@ class Rollout:
                      confirm_env: str | None = None, export: Path | None = None) -> MovePlan:
         """What ``migrate`` would cross, drop and refuse; reads only (``--dry-run``)."""
         goal, move = self._mover(to)
-        return move.plan(goal, against, Consent(yes=yes, confirm_env=confirm_env, export=export))
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded("migrate", lambda: move.plan(goal, against, agreed))  # type: ignore[no-any-return]
 
     def _mover(self, to: str) -> tuple[str, SchemaMove]:
         goal = resolve_goal(to)  # 'base' and unknown points: refused before any connection

@@ -45,6 +45,19 @@ def connection_lost(exc: BaseException | None) -> bool:
     return False
 
 
+def permission_denied(exc: BaseException | None) -> psycopg.Error | None:
+    """The server's "permission denied" (SQLSTATE 42501) that ``exc`` is or wraps: the target's
+    role may not do what was asked, which is the environment's to fix, not a bug."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == "42501":
+            return exc
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
+
+
 def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
     """Apply every action not yet checkpointed, in order. Raises ActionFailed."""
     st = ctx.state

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from ledger.models import EXPAND_TABLES
@@ -190,18 +191,29 @@ def test_no_target_and_below_the_first_revision_are_one_line_before_anything_run
     assert _history(url) == before
 
 
-@pytest.mark.parametrize("label", ["wrong password", "server down", "bad port"])
-def test_connection_failures_are_one_line_without_the_password(label, secret_db, redis_url, tmp_path) -> None:
-    url, _, password = secret_db
+@pytest.mark.parametrize("label", ["wrong password", "server down", "bad port", "role without privileges"])
+def test_connection_failures_are_one_line_without_the_password(label, secret_db, pg_server, redis_url,
+                                                               tmp_path) -> None:
+    url, role, password = secret_db
     host = url.rsplit("@", 1)[1]
     bad = {"wrong password": url.replace(password, password[::-1]),
            "server down": url.replace(host, "127.0.0.1:9/" + host.split("/", 1)[1]),
-           "bad port": url.replace(host, "127.0.0.1:99999/" + host.split("/", 1)[1])}[label]
+           "bad port": url.replace(host, "127.0.0.1:99999/" + host.split("/", 1)[1]),
+           "role without privileges": url}[label]
+    if label == "role without privileges":  # it logs in, and may read nothing
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("ALTER ROLE {} NOSUPERUSER").format(psycopg.sql.Identifier(role)))
+            dbname = url.rsplit("/", 1)[1]
+            with psycopg.connect(pg_server.dsn(dbname), autocommit=True) as db:
+                db.execute(psycopg.sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(
+                    psycopg.sql.Identifier(role)))
     rc, lines = _cli("--to", "kit", url=bad, redis_url=redis_url, cfg=_config(tmp_path))
     assert rc == 1 and len(lines) == 1 and lines[0].startswith("phasegate: "), lines
     assert password not in lines[0] and password[::-1] not in lines[0]
     if label == "wrong password":
         assert "password authentication failed" in lines[0]
+    if label == "role without privileges":
+        assert "may not do this: permission denied" in lines[0]
 
 
 # ------------------------------------------------------------------ the lock and the state
