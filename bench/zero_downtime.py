@@ -78,7 +78,9 @@ def _run_step(ro: Any, step: Step) -> tuple[str, tuple[tuple[str, str], ...], st
             rep = ro.apply(step.phase, yes=True)
             gate = tuple((g["check_id"], g["verdict"]) for g in rep.gate)
             return rep.outcome, gate, None
-        reps = ro.rollback(to=step.to)
+        # A rollback of expand drops the history the run wrote: --yes, OPEN dead letters exported.
+        reps = ro.rollback(to=step.to, yes=True,
+                           export=ro.plans_dir / f"dead-letters-{step.phase}-{time.time_ns()}.jsonl")
         return ",".join(r.outcome for r in reps), (), None
     except PhasegateError as exc:
         return "error", _failed_gate(ro), str(exc).splitlines()[0][:300] + _gate_evidence(ro)

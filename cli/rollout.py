@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from invoke import Exit, task
 
 from cli.base import clean_errors, project_dir, require_reachable
+from migrations.points import POINTS
 from phasegate.actor import resolve_actor
+from phasegate.files import check_output_path
 
 
 def _actor(actor: str | None) -> str:
@@ -89,8 +92,11 @@ def _print_status(st: dict[str, Any], fmt: str) -> None:
         "to": "with --rollback: the phase to return to (phases after it are undone), or 'baseline'",
         "status": "show phase, step, last gate results, who and when",
         "dry_run": "print what would run; changes nothing",
-        "yes": "allow irreversible steps (retention's prune, contract's key expiry)",
+        "yes": "allow irreversible steps (retention's prune, contract's key expiry, a rollback "
+               "of expand that drops rows)",
         "confirm": "production environments: type the environment's name back",
+        "export": "with --rollback: a new file the OPEN dead letters are written to before "
+                  "expand's rollback drops them (JSON lines)",
         "auto_rollback": "roll back automatically when an action or the gate fails (default on)",
         "actor": "who is running this (default: $PHASEGATE_ACTOR or the login name)",
         "format": "table (default) or json",
@@ -98,7 +104,8 @@ def _print_status(st: dict[str, Any], fmt: str) -> None:
     }
 )
 def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, dry_run=False,
-            yes=False, confirm=None, auto_rollback=True, actor=None, format="table", progress=None):
+            yes=False, confirm=None, export=None, auto_rollback=True, actor=None, format="table",
+            progress=None):
     """Apply one phase, roll back, or show status. One phase at a time, gated."""
     from rollout.engine import Rollout
     from rollout.environments import open_target
@@ -110,6 +117,8 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
         raise Exit("phasegate: give exactly one of --phase P, --rollback [--to P], --status", code=2)
     if to and not rollback:
         raise Exit("phasegate: --to goes with --rollback", code=2)
+    if export and not rollback:
+        raise Exit("phasegate: --export goes with --rollback", code=2)
     from cli.progress import progress_bars
 
     show = sys.stdout.isatty() if progress is None else bool(progress)
@@ -134,12 +143,19 @@ def rollout(c, phase=None, env="local", rollback=False, to=None, status=False, d
             elif rollback:
                 if dry_run:
                     raise Exit("phasegate: --dry-run goes with --phase", code=2)
-                _print_reports(engine.rollback(to), format)
+                _print_reports(engine.rollback(to, yes=yes, confirm_env=confirm,
+                                               export=_export_path(export)), format)
             else:
                 _print_reports([engine.apply(phase, yes=yes, confirm_env=confirm,
                                              auto_rollback=auto_rollback)], format)
         finally:
             engine.close()
+
+
+def _export_path(export: str | None) -> Any:
+    from pathlib import Path
+
+    return check_output_path(Path(export).expanduser(), "--export") if export else None
 
 
 @task(
@@ -187,19 +203,69 @@ def plan(c, env="local", phase=None, format="md", out=None, offline=False):
             print(path)
 
 
-@task(help={"env": "environment (default local)", "to": "point or revision: baseline | kit | expand | contract | head | <revision id>"})
-def migrate(c, env="local", to="head"):
-    """Move the schema to a migration point by hand (the manual path of the plans)."""
-    from migrations import api
+POINT_NAMES = ", ".join([*POINTS, "head"])
+
+
+@task(
+    help={
+        "to": f"required: where the schema goes: {POINT_NAMES} or a shipped revision id",
+        "env": "environment (default local)",
+        "yes": "allow a move that drops rows (dead letters, audit, events, run history): irreversible",
+        "confirm": "production environments: type the environment's name back",
+        "export": "a new file: the OPEN dead letters a drop would lose are written to it first (JSON lines)",
+        "against_state": "the one phase (expand | contract) whose recorded state this move contradicts "
+                         "on purpose: a plan's manual path; without it such a move is refused",
+        "dry_run": "show the revisions crossed, what would be dropped and any refusal; changes nothing",
+        "actor": "who is running this (default: $PHASEGATE_ACTOR or the login name)",
+        "format": "table (default) or json",
+    }
+)
+def migrate(c, to=None, env="local", yes=False, confirm=None, export=None, against_state=None,
+            dry_run=False, actor=None, format="table"):
+    """Move the schema to a migration point by hand (the manual path of the plans), under the
+    rollout lock, recorded, and refused when it contradicts the rollout state."""
+    from rollout.engine import Rollout
     from rollout.environments import open_target
 
+    if not to:
+        raise Exit(f"phasegate: --to is required: {POINT_NAMES} or a shipped revision id "
+                   "(invoke rollout --status shows where the schema is)", code=2)
+    if format not in ("table", "json"):
+        raise Exit("phasegate: --format must be table or json", code=2)
     with clean_errors(), open_target(env, project_dir()) as target:
-        current = api.current(target.db_url)
-        chain = [None, *api.revision_chain()]
-        goal = api.resolve(to)
-        goal = chain[-1] if goal == "head" else goal
-        if goal in chain and chain.index(goal) >= chain.index(current):
-            api.upgrade(target.db_url, goal)
-        else:
-            api.downgrade(target.db_url, goal)
-        print(f"{target.name}: {current} -> {api.current(target.db_url)}")
+        path = _export_path(export)  # a link or a folder: refused before any work, not after
+        engine = Rollout(target, _actor(actor), project=project_dir())
+        args = {"against": against_state, "yes": yes, "confirm_env": confirm, "export": path}
+        try:
+            if dry_run:
+                _print_move_plan(engine.migrate_plan(to, **args), format)
+                return
+            report = engine.migrate(to, **args)
+        finally:
+            engine.close()
+    if format == "json":
+        print(json.dumps(dataclasses.asdict(report), indent=2, default=str))
+        return
+    print(report.message)
+    if report.exported:
+        print(f"OPEN dead letters exported to {report.exported}")
+    elif export:
+        print(f"--export {export}: no OPEN dead letter was dropped, so nothing was written")
+
+
+def _print_move_plan(p: Any, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(dataclasses.asdict(p), indent=2, default=str))
+        return
+    print(f"dry run of migrate on {p.target}: {p.current} -> {p.goal}; nothing changes")
+    for step in p.steps:
+        lost = [o for o in step.drops if o in p.holding]
+        drops = f"  drops {', '.join(step.drops)}" if step.drops else ""
+        print(f"  {'up  ' if step.up else 'down'} {step.revision} ({step.owner}){drops}"
+              + (f"  [rows: {', '.join(lost)}]" if lost else ""))
+    if not p.steps:
+        print("  nothing to cross: already there")
+    if p.open_dead_letters:
+        print(f"  OPEN dead letters that would be dropped: {p.open_dead_letters} (--export PATH)")
+    if p.refusal:
+        print(f"  would refuse: {p.refusal}")

@@ -7,6 +7,7 @@ import time
 
 from ledger import flags, sqlfiles
 from migrations import api as migrations_api
+from rollout import drops
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
 
@@ -26,26 +27,54 @@ def _position(revision: str | None) -> int:
     return -1 if revision is None else migrations_api.revision_chain().index(revision)
 
 
-def _export_ddl_settings(s: Settings) -> None:
+def export_ddl_settings(s: Settings) -> None:
     # migrations/safe_ddl.py reads these; the rollout's settings are the source of truth.
     os.environ["PHASEGATE_LOCK_TIMEOUT_MS"] = str(s.lock_timeout_ms)
     os.environ["PHASEGATE_DDL_RETRIES"] = str(s.ddl_retries)
 
 
+# Runbook placeholders filled by rollout/plan.py: the typed-back name (production only) and
+# the file OPEN dead letters are exported to before a drop.
+CONFIRM = "<confirm>"
+DEAD_LETTERS_FILE = "<dead_letters_file>"
+
+
+def manual_migrate(phase: str, to: str, dropped: tuple[str, ...] = ()) -> str:
+    """``invoke migrate`` as a runbook prints it: by hand, a move contradicts the phase's
+    recorded state, so it names the phase (``--against-state``); a move that drops tables
+    or columns carries the flags a drop with rows asks for (rollout/drops.py)."""
+    cmd = f"invoke migrate --env <env> --to {to} --against-state {phase}"
+    if dropped:
+        cmd += f" --yes {CONFIRM}"
+    if drops.DEAD_LETTERS in dropped:
+        cmd += f" --export {DEAD_LETTERS_FILE}"
+    return cmd
+
+
 def migrate_action(phase: str, revision: str, previous: str, description: str) -> Action:
-    """Upgrade to ``revision``; undo downgrades to ``previous``. Idempotent both ways."""
+    """Upgrade to ``revision``; undo downgrades to ``previous``. Idempotent both ways. An undo
+    that drops rows follows the drop rule (``rollout/drops.py``) right before it drops."""
 
     action_id = f"{phase}.migrate.{revision}"
+    dropped = drops.drops_of(revision)
 
     def apply(ctx: PhaseContext) -> None:
-        _export_ddl_settings(ctx.settings)
+        export_ddl_settings(ctx.settings)
         if _position(migrations_api.current(ctx.target.db_url)) < _position(revision):
             migrations_api.upgrade(ctx.target.db_url, revision)
 
     def undo(ctx: PhaseContext) -> None:
-        _export_ddl_settings(ctx.settings)
-        if _position(migrations_api.current(ctx.target.db_url)) >= _position(revision):
-            migrations_api.downgrade(ctx.target.db_url, previous)
+        export_ddl_settings(ctx.settings)
+        if _position(migrations_api.current(ctx.target.db_url)) < _position(revision):
+            return
+        if dropped:
+            def record(event: str, detail: dict[str, object]) -> None:
+                ctx.store.event(ctx.rollout_id, phase, event, ctx.actor, action_id=action_id,
+                                outcome="ok", detail=detail)
+
+            drops.before_drop(ctx.engine, ctx.target, phase, action_id, dropped, ctx.consent,
+                              rollback_hint(ctx.target.name, phase), record)
+        migrations_api.downgrade(ctx.target.db_url, previous)
 
     return Action(
         id=action_id,
@@ -53,12 +82,18 @@ def migrate_action(phase: str, revision: str, previous: str, description: str) -
         changes=description,
         apply=apply,
         undo=undo,
-        manual_apply=(f"invoke migrate --env <env> --to {revision}",),
-        manual_undo=(f"invoke migrate --env <env> --to {previous}",),
+        undo_drops=dropped,
+        manual_apply=(manual_migrate(phase, revision),),
+        manual_undo=(manual_migrate(phase, previous, dropped),),
         long_running=is_long_running(revision),
         verify_undo=("SELECT version_num FROM alembic_version;  -- expect " + previous,),  # noqa: S608 (runbook text, never executed)
         estimate=_ddl_estimate,
     )
+
+
+def rollback_hint(env: str, phase: str) -> str:
+    """Where a refused rollback sends the reader before they say --yes."""
+    return f"read the plan first: invoke plan --env {env} --phase {phase}"
 
 
 def _ddl_estimate(sizes: Sizes, settings: Settings) -> float:

@@ -28,7 +28,8 @@ from migrations import api as migrations_api
 from migrations.points import BASELINE, KIT
 from phasegate.errors import PhasegateError, Unreachable
 from phasegate.text import first_line
-from rollout import executor, gates, plan
+from rollout import consent, executor, gates, plan
+from rollout.consent import Consent
 from rollout.environments import Target
 from rollout.errors import (
     ActionFailed,
@@ -46,6 +47,7 @@ from rollout.errors import (
 )
 from rollout.phase import PHASE_ORDER, OnProgress, Phase, PhaseContext
 from rollout.phases import PHASES
+from rollout.schema_move import MovePlan, MoveReport, SchemaMove, resolve_goal
 from rollout.state import (
     APPLIED,
     APPLYING,
@@ -112,7 +114,7 @@ class Rollout:
     # ------------------------------------------------------------------ helpers
 
     def _context(self, phase: Phase, rollout_id: str, state: Any,
-                 lock: TargetLock | None = None) -> PhaseContext:
+                 lock: TargetLock | None = None, agreed: Consent = consent.NONE) -> PhaseContext:
         adapter = _Adapter(log, {"rollout_id": rollout_id, "phase": phase.name, "target": self.target.name})
 
         def guard() -> None:
@@ -128,7 +130,7 @@ class Rollout:
             redis=redis_lib.Redis.from_url(self.target.redis_url, socket_timeout=10),
             settings=self.target.settings, actor=self.actor, rollout_id=rollout_id,
             store=self.store, state=state, log=adapter, on_progress=self.on_progress,
-            guard=guard,
+            guard=guard, consent=agreed,
         )
 
     def _guarded(self, phase: str, run: Callable[[], Any]) -> Any:
@@ -147,6 +149,10 @@ class Rollout:
         except PhasegateError:
             raise
         except Exception as exc:
+            denied = executor.permission_denied(exc)
+            if denied is not None:
+                raise RolloutError(f"{phase}: the database role of {self.target.name} may not "
+                                   f"do this: {first_line(denied)}") from exc
             if not executor.connection_lost(exc):
                 raise
             err = Interrupted(phase, None, exc)
@@ -236,16 +242,11 @@ class Rollout:
 
     def _confirm_irreversible(self, phase: Phase, yes: bool, confirm_env: str | None) -> None:
         irreversible = [a.id for a in phase.plan() if a.irreversible]
-        if not irreversible:
-            return
-        if not yes:
-            raise IrreversibleStep(phase.name, ", ".join(irreversible),
-                                   "refusing to run without --yes (read the plan first: "
-                                   f"invoke plan --env {self.target.name} --phase {phase.name})")
-        if self.target.production and confirm_env != self.target.name:
-            raise IrreversibleStep(phase.name, ", ".join(irreversible),
-                                   f"{self.target.name} is production: type its name back with "
-                                   f"--confirm {self.target.name}")
+        if irreversible:
+            consent.require(self.target, phase.name, ", ".join(irreversible),
+                            Consent(yes=yes, confirm_env=confirm_env),
+                            "read the plan first: "
+                            f"invoke plan --env {self.target.name} --phase {phase.name}")
 
     # ------------------------------------------------------------------ public
 
@@ -353,20 +354,26 @@ class Rollout:
         self.store.event(ctx.rollout_id, ctx.state.phase, "auto_rollback", self.actor, detail={"why": why})
         try:
             executor.run_backward(ctx, actions)
-        except (RollbackFailed, IrreversibleStep) as err:
+        except IrreversibleStep as err:  # past a key expiry, or rows to drop: a person decides
+            return f"automatic rollback stopped: {err}"
+        except RollbackFailed as err:
             return f"automatic rollback failed too: {err}"
         self.store.event(ctx.rollout_id, ctx.state.phase, "rolled_back", self.actor, outcome="ok")
         return "rolled back automatically to the previous phase's state"
 
-    def rollback(self, to: str | None = None) -> list[PhaseReport]:
+    def rollback(self, to: str | None = None, *, yes: bool = False,
+                 confirm_env: str | None = None, export: Path | None = None) -> list[PhaseReport]:
         """Undo phases newest first: all after ``to`` (a phase name, or 'baseline'),
-        or only the newest active phase when ``to`` is None."""
+        or only the newest active phase when ``to`` is None. An undo that drops rows (expand's
+        revisions, once the ledger holds history) needs ``yes``, ``confirm_env`` in production
+        and, while OPEN dead letters exist, ``export`` (rollout/drops.py)."""
         self._check_reachable()
         if to is not None and to != "baseline":
             phase_named(to)
-        return self._guarded(to or "rollback", lambda: self._rollback(to))  # type: ignore[no-any-return]
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded(to or "rollback", lambda: self._rollback(to, agreed))  # type: ignore[no-any-return]
 
-    def _rollback(self, to: str | None) -> list[PhaseReport]:
+    def _rollback(self, to: str | None, agreed: Consent) -> list[PhaseReport]:
         reports: list[PhaseReport] = []
         with TargetLock(self.target.dsn, self.target.name, self.actor) as lock:
             migrations_api.current(self.target.db_url)  # refuses a foreign migration state
@@ -381,25 +388,51 @@ class Rollout:
             if not targets:
                 raise RolloutError(f"nothing to roll back on {self.target.name}"
                                    + (f" after {to}" if to else ""))
+            # Every phase's drops are judged before the first undo: a refusal changes nothing.
+            contexts = {name: self._rollback_context(PHASES[name], lock, agreed) for name in targets}
             for name in reversed(targets):
-                reports.append(self._rollback_phase(PHASES[name], lock))
+                executor.refuse_lossy_undo(contexts[name], PHASES[name].plan())
+            for name in reversed(targets):
+                reports.append(self._rollback_phase(PHASES[name], contexts[name]))
         return reports
 
-    def _rollback_phase(self, phase: Phase, lock: TargetLock) -> PhaseReport:
-        t0 = time.monotonic()
+    def _rollback_context(self, phase: Phase, lock: TargetLock, agreed: Consent) -> PhaseContext:
         st = self.store.get(phase.name)
-        rollout_id = st.rollout_id or uuid.uuid4().hex[:12]
-        ctx = self._context(phase, rollout_id, st, lock)
+        return self._context(phase, st.rollout_id or uuid.uuid4().hex[:12], st, lock, agreed)
+
+    def _rollback_phase(self, phase: Phase, ctx: PhaseContext) -> PhaseReport:
+        t0 = time.monotonic()
+        rollout_id = ctx.rollout_id
         reasons = phase.rollback_preflight(ctx)
         if reasons:
             self.store.event(rollout_id, phase.name, "preflight_refused", self.actor,
                              outcome="refused", detail={"reasons": reasons, "direction": "rollback"})
             raise PreflightFailed(phase.name, reasons)
         self.store.event(rollout_id, phase.name, "rollback_started", self.actor)
-        st.actor = self.actor  # the state row names who rolled it back, not who applied it
+        ctx.state.actor = self.actor  # the state row names who rolled it back, not who applied it
         executor.run_backward(ctx, phase.plan())
         self.store.event(rollout_id, phase.name, "rolled_back", self.actor, outcome="ok")
         return PhaseReport(phase.name, "rollback", "rolled_back", round(time.monotonic() - t0, 3))
+
+    def migrate(self, to: str, *, against: str | None = None, yes: bool = False,
+                confirm_env: str | None = None, export: Path | None = None) -> MoveReport:
+        """``invoke migrate``: move the schema under the rollout's lock, audit and drop rule,
+        refusing a move that contradicts the rollout state (rollout/schema_move.py)."""
+        goal, move = self._mover(to)
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded("migrate", lambda: move.run(goal, against, agreed))  # type: ignore[no-any-return]
+
+    def migrate_plan(self, to: str, *, against: str | None = None, yes: bool = False,
+                     confirm_env: str | None = None, export: Path | None = None) -> MovePlan:
+        """What ``migrate`` would cross, drop and refuse; reads only (``--dry-run``)."""
+        goal, move = self._mover(to)
+        agreed = Consent(yes=yes, confirm_env=confirm_env, export=export)
+        return self._guarded("migrate", lambda: move.plan(goal, against, agreed))  # type: ignore[no-any-return]
+
+    def _mover(self, to: str) -> tuple[str, SchemaMove]:
+        goal = resolve_goal(to)  # 'base' and unknown points: refused before any connection
+        self._check_reachable()
+        return goal, SchemaMove(self.target, self.engine, self.store, self.actor)
 
     def status(self) -> dict[str, Any]:
         self._check_reachable()

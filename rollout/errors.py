@@ -9,6 +9,8 @@ __all__ = [
     "GateFailed",
     "IrreversibleStep",
     "LockHeld",
+    "MoveRefused",
+    "OpenDeadLetters",
     "OutOfOrder",
     "PhasegateError",
     "PreflightFailed",
@@ -41,11 +43,23 @@ class OutOfOrder(RolloutError):
 
 
 class LockHeld(RolloutError):
-    """Another rollout holds this target."""
+    """Another session holds this target's rollout lock: a rollout of the kit's own role, or
+    a foreign session (another role, or a label that is not the kit's)."""
 
-    def __init__(self, target: str, holder: str) -> None:
-        self.target, self.holder = target, holder
-        super().__init__(f"another rollout holds {target}: {holder}")
+    def __init__(self, target: str, holder: str, *, role: str | None = None,
+                 pid: int | None = None, label: str | None = None, foreign: bool = False) -> None:
+        self.target, self.holder = target, holder  # holder: the description, as recorded
+        self.role, self.pid, self.label, self.foreign = role, pid, label, foreign
+        super().__init__(f"target {target} is locked by {holder}")
+
+
+class MoveRefused(RolloutError):
+    """A schema move contradicts the rollout state (or cannot be made at all)."""
+
+    def __init__(self, goal: str, reason: str, instead: str | None = None) -> None:
+        self.goal, self.reason, self.instead = goal, reason, instead
+        tail = f"; run instead: {instead}" if instead else ""
+        super().__init__(f"migrate to {goal} refused: {reason}{tail}")
 
 
 class ActionFailed(RolloutError):
@@ -122,3 +136,14 @@ class LockLost(Interrupted):
     could start now, so this one stops at its next step."""
 
     lost = "the rollout lock with its session"
+
+
+class OpenDeadLetters(IrreversibleStep):
+    """A drop would lose OPEN dead letters nobody has exported or resolved."""
+
+    def __init__(self, phase: str, action_id: str, count: int) -> None:
+        self.count = count
+        super().__init__(
+            phase, action_id,
+            f"it drops {count} OPEN dead letter(s): export them first with --export PATH "
+            "(JSON lines), or resolve them (invoke dlq list)")

@@ -12,6 +12,8 @@ import psycopg
 import redis
 
 from infra.fault_injection import fault_point, running
+from rollout import drops
+from rollout.actions import rollback_hint
 from rollout.errors import ActionFailed, Interrupted, IrreversibleStep, RollbackFailed
 from rollout.phase import Action, PhaseContext
 from rollout.state import APPLYING, ROLLED_BACK, ROLLING_BACK
@@ -41,6 +43,19 @@ def connection_lost(exc: BaseException | None) -> bool:
         orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
         exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
     return False
+
+
+def permission_denied(exc: BaseException | None) -> psycopg.Error | None:
+    """The server's "permission denied" (SQLSTATE 42501) that ``exc`` is or wraps: the target's
+    role may not do what was asked, which is the environment's to fix, not a bug."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == "42501":
+            return exc
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
 
 
 def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
@@ -80,8 +95,25 @@ def run_forward(ctx: PhaseContext, actions: list[Action]) -> None:
         fault_point("after", action.id)
 
 
+def refuse_lossy_undo(ctx: PhaseContext, actions: list[Action]) -> None:
+    """Refuse, before any undo runs, to roll back past undos that would drop rows without the
+    consent the drop rule asks for (rollout/drops.py); the refusal is recorded."""
+    st = ctx.state
+    steps = [(a.id, a.undo_drops) for a in reversed(actions)
+             if a.id in st.completed_actions and a.undo_drops]
+    try:
+        drops.require(ctx.engine, ctx.target, st.phase, steps, ctx.consent,
+                      rollback_hint(ctx.target.name, st.phase))
+    except IrreversibleStep as exc:
+        ctx.store.event(ctx.rollout_id, st.phase, "rollback_refused", ctx.actor,
+                        action_id=exc.action_id, outcome="irreversible",
+                        detail={"error": str(exc)})
+        raise
+
+
 def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
-    """Undo the completed actions in reverse. Stops at an irreversible one that ran."""
+    """Undo the completed actions in reverse. Stops at an irreversible one that ran, and
+    before any undo when one would drop rows without consent."""
     st = ctx.state
     done = [a for a in actions if a.id in st.completed_actions]
     for action in reversed(done):
@@ -92,6 +124,7 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
                 st.phase, action.id,
                 f"it already ran, so rollback stops here; see the manual path in "
                 f"plans/{ctx.target.name}/{st.phase}.md (invoke plan --env {ctx.target.name} --phase {st.phase})")
+    refuse_lossy_undo(ctx, actions)
     for action in reversed(done):
         ctx.guard()
         st.status, st.direction, st.current_action = ROLLING_BACK, "rollback", action.id
@@ -106,8 +139,8 @@ def run_backward(ctx: PhaseContext, actions: list[Action]) -> None:
         try:
             if action.undo is not None:
                 action.undo(ctx)
-        except Interrupted:
-            raise
+        except (Interrupted, IrreversibleStep):
+            raise  # a lost server, or rows that came since the check: the undo did not run
         except Exception as exc:
             if connection_lost(exc):
                 raise Interrupted(st.phase, action.id, exc) from exc

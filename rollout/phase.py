@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rollout.consent import Consent
+
 if TYPE_CHECKING:
     from redis import Redis
     from sqlalchemy.engine import Engine
@@ -48,6 +50,9 @@ class Action:
     # is gone). False for retention's prune: the phase rolls back (pruning off) and the plan
     # says the deleted rows are not restored.
     rollback_stops: bool = False
+    # The tables ('t') and columns ('t.c') its undo drops (rollout/drops.py): when they hold
+    # rows the rollback is irreversible and asks for --yes (and an export of OPEN dead letters).
+    undo_drops: tuple[str, ...] = ()
     manual_apply: tuple[str, ...] = ()  # exact SQL / redis-cli commands
     manual_undo: tuple[str, ...] = ()
     verify_undo: tuple[str, ...] = ()  # queries that prove the undo worked
@@ -89,6 +94,8 @@ class PhaseContext:
     # Raises when the rollout may not go on (its lock's session died); called before every
     # action and every checkpoint.
     guard: Callable[[], None] = field(default=lambda: None)
+    # What the command agreed to (--yes, --confirm, --export): an undo that drops rows asks it.
+    consent: Consent = field(default_factory=Consent)
 
     def checkpoint(self, **values: Any) -> None:
         """Persist progress of a long action, so a killed run resumes from here."""

@@ -19,8 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import flags, sqlfiles
 from rollout import gates
+from rollout.actions import CONFIRM, DEAD_LETTERS_FILE
+from rollout.drops import DEAD_LETTERS
 from rollout.environments import Target
-from rollout.phase import PHASE_ORDER, Sizes
+from rollout.phase import PHASE_ORDER, Action, Sizes
 from rollout.phases import PHASES
 
 ROW_ESTIMATE_SQL = sqlfiles.query(__file__, "plan", "table_row_estimate")
@@ -53,7 +55,12 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
     phase = PHASES[phase_name]
     actions = phase.plan()
     s = target.settings
-    fill = {"<env>": target.name, "<flag_wait>": f"{flags.propagation_wait(s.flag_ttl_seconds):g}"}
+    fill = {
+        # The typed-back name only where the rule asks for it (rollout/consent.py).
+        f" {CONFIRM}": f" --confirm {target.name}" if target.production else "",
+        DEAD_LETTERS_FILE: dead_letters_file(target.name, phase_name),
+        "<env>": target.name, "<flag_wait>": f"{flags.propagation_wait(s.flag_ttl_seconds):g}",
+    }
 
     def filled(commands: tuple[str, ...]) -> list[str]:
         out = []
@@ -81,7 +88,7 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
         "apply_command": f"invoke rollout --env {env} --phase {phase_name}"
                          + (" --yes" if any(a.irreversible for a in actions) else "")
                          + (f" --confirm {env}" if target.production and any(a.irreversible for a in actions) else ""),
-        "rollback_command": f"invoke rollout --env {env} --rollback --to {_previous(phase_name)}",
+        "rollback_command": rollback_command(target, phase_name, actions),
         "status_command": f"invoke rollout --env {env} --status",
         # Rendered from the checks the phase declares, each with only the settings it reads.
         "gate": {"description": gates.gate_text(phase, s),
@@ -101,6 +108,23 @@ def build(target: Target, phase_name: str, sizes: Sizes) -> dict[str, Any]:
             "SELECT version_num FROM alembic_version;",
         ],
     }
+
+
+def dead_letters_file(env: str, phase: str) -> str:
+    """Where a runbook's drop writes the OPEN dead letters it would lose (``--export``)."""
+    return f"dead-letters-{env}-{phase}.jsonl"
+
+
+def rollback_command(target: Target, phase: str, actions: list[Action]) -> str:
+    """The automated rollback, with the flags a drop with rows asks for when its undo drops
+    tables (rollout/drops.py: without rows to lose they are not needed, and harmless)."""
+    cmd = f"invoke rollout --env {target.name} --rollback --to {_previous(phase)}"
+    dropped = {o for a in actions for o in a.undo_drops}
+    if dropped:
+        cmd += " --yes" + (f" --confirm {target.name}" if target.production else "")
+    if DEAD_LETTERS in dropped:
+        cmd += f" --export {dead_letters_file(target.name, phase)}"
+    return cmd
 
 
 def render_markdown(p: dict[str, Any]) -> str:

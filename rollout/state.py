@@ -6,8 +6,11 @@ same table, and long actions (the backfill) checkpoint their progress there too.
 
 The lock is a session-level advisory lock held on a dedicated connection for the whole
 command: it disappears with the process, so a crash never leaves a stale lock behind.
-The holder advertises itself through ``application_name``, which is how a second rollout
-can say who holds the target and since when.
+The holder advertises itself through ``application_name`` (who and since when), but any
+client can set that, and the advisory lock needs no privilege: so a refused rollout names the
+holder by its session's login role (``pg_stat_activity.usename``) too, and calls it a rollout
+only when that role is the one this rollout connects as *and* the label is the kit's. Anything
+else is reported as a foreign session, with its role and pid, so nobody is blamed by a label.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from ledger import sqlfiles
 from migrations.points import RENAMED
+from phasegate.text import printable
 from rollout.errors import LockHeld
 
 log = logging.getLogger("phasegate.rollout.state")
@@ -139,10 +143,11 @@ class TargetLock:
         row = conn.execute(TRY_LOCK_SQL, {"lock_key": LOCK_KEY}).fetchone()
         got = bool(row and row[0])
         if not got:
-            holder = conn.execute(LOCK_HOLDER_SQL, {"lock_key": LOCK_KEY}).fetchone()
-            conn.close()
-            who = f"{holder[0]} (pid {holder[1]})" if holder else "an unknown session"
-            raise LockHeld(self.target, who)
+            try:
+                holder = conn.execute(LOCK_HOLDER_SQL, {"lock_key": LOCK_KEY}).fetchone()
+            finally:
+                conn.close()
+            raise lock_held(self.target, holder)
         self.conn = conn
         return self
 
@@ -160,3 +165,17 @@ class TargetLock:
                 pass  # the server dropped the session, and the lock with it
             self.conn.close()
             self.conn = None
+
+
+def lock_held(target: str, holder: tuple[Any, ...] | None) -> LockHeld:
+    """The refusal for a lock held by ``holder`` (usename, application_name, pid, own role)."""
+    if holder is None:  # it let go between our try and our look
+        return LockHeld(target, "a session that has let go since; run the command again")
+    role, label, pid, me = holder
+    role, label = printable(str(role)), printable(str(label or ""))
+    if role != me or not label.startswith(APP_NAME_PREFIX):
+        return LockHeld(target, f"a foreign session: role {role}, pid {pid}, application_name "
+                                f"'{label}' (not a phasegate rollout)",
+                        role=role, pid=pid, label=label, foreign=True)
+    return LockHeld(target, f"a rollout of role {role} ({label}), pid {pid}",
+                    role=role, pid=pid, label=label)

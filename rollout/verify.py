@@ -4,7 +4,9 @@ The CI job. On a throwaway Postgres + Redis (testcontainers by default) that ``i
 has seeded with a baseline (:mod:`demo.seed`), walks:
 
 1. forward:  expand -> dual_write -> cutover -> retention (each gated);
-2. back:     retention -> cutover -> dual_write -> expand -> baseline (one rollback each);
+2. back:     retention -> cutover -> dual_write -> expand -> baseline (one rollback each;
+   expand's drops the ledger the walk filled, so it says --yes and exports the OPEN dead
+   letters to ``<plans_dir>/dead-letters-<id>.jsonl``: rollout/drops.py);
 3. forward:  every phase again, through contract;
 4. contract: its rollback must be refused (its legacy-key expiry is irreversible).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +53,9 @@ def _step(name: str, fn: Callable[[], Any]) -> Step:  # fn: apply() or rollback(
     return Step(name, True, time.monotonic() - t0, "", list(gate))
 
 
-def _rollback_one(ro: Rollout, to: str) -> Any:
-    return ro.rollback(to)[0]
+def _rollback_one(ro: Rollout, to: str, export: Path) -> Any:
+    # CI is never production: --yes alone is the consent, given here explicitly.
+    return ro.rollback(to, yes=True, export=export)[0]
 
 
 def walk(target: Target, plans_dir: Path,
@@ -73,7 +77,8 @@ def walk(target: Target, plans_dir: Path,
                 return steps
         for name in reversed(forward_once):
             prev = PHASE_ORDER[PHASE_ORDER.index(name) - 1] if name != "expand" else "baseline"
-            if not record(_step(f"rollback.{name}", functools.partial(_rollback_one, ro, prev))):
+            export = plans_dir / f"dead-letters-{uuid.uuid4().hex[:8]}.jsonl"
+            if not record(_step(f"rollback.{name}", functools.partial(_rollback_one, ro, prev, export))):
                 return steps
         for name in PHASE_ORDER:
             if not record(_step(f"forward.{name}", functools.partial(ro.apply, name, yes=True))):

@@ -5,8 +5,8 @@ the flag cache, run the contract revisions, then expire the legacy Redis status 
 irreversible step (``--yes``, and the environment's name typed back in production). Once
 the keys have expired the engine refuses to roll back past it; the plan gives the manual
 path: write_mode back to dual, ``invoke reconcile`` rebuilds the status hashes from the run
-ledger, ``invoke migrate`` returns the schema to the expand point, and the phase's state is
-marked rolled back.
+ledger, ``invoke migrate --to <expand> --against-state contract`` returns the schema to the
+expand point, and the phase's state is marked rolled back.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rollout import gates
 from rollout.actions import (
     flag_action,
     manual_flag,
+    manual_migrate,
     migrate_action,
     revisions_between,
     wait_action,
@@ -123,7 +124,7 @@ class ContractPhase:
                     manual_flag("write_mode", "dual"),
                     "sleep <flag_wait>",
                     f"invoke reconcile --env <env> --since {STATUS_TTL_SECONDS // 86400}d",
-                    f"invoke migrate --env <env> --to {EXPAND}",
+                    manual_migrate("contract", EXPAND),
                     "-- tell the engine the contract phase is undone, so it accepts the next command",
                     "UPDATE phasegate_rollout_state SET status = 'rolled_back', direction = 'rollback', "
                     "current_action = NULL, completed_actions = '[]', checkpoint = '{}', updated_at = now() "

@@ -43,12 +43,13 @@ LIMIT %(limit)s;
 SELECT pg_try_advisory_lock(%(lock_key)s);
 
 -- name: target_lock_holder
--- Who holds the target's rollout lock: its application_name says who and since when.
-SELECT a.application_name, a.pid
+-- Who holds the target's rollout lock: the holder session's login role (which a client cannot choose), its self-declared application_name and pid, and this session's own login role to compare with. objsubid 1: the one-bigint form of the key (the two-int4 form with the same halves is another lock).
+SELECT a.usename, a.application_name, a.pid, session_user AS me
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
   AND l.objid = (%(lock_key)s::bigint & 4294967295)::oid
   AND l.classid = (%(lock_key)s::bigint >> 32)::oid
+  AND l.objsubid = 1
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());
 
 -- name: target_lock_alive

@@ -18,7 +18,9 @@ def main(argv: list[str]) -> int:
     try:
         if what.startswith("rollback"):
             _, _, to = what.partition(":")
-            ro.rollback(to or None)
+            # The consent a rollback that drops rows asks for, given explicitly (rollout/drops.py);
+            # the export file is the same on a resumed run, which keeps it when unchanged.
+            ro.rollback(to or None, yes=True, export=Path(plans) / "dead-letters.jsonl")
         else:
             ro.apply(what, yes=True)
     except RolloutError as exc:

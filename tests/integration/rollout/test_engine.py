@@ -43,7 +43,8 @@ def test_unknown_phase_is_one_clear_error(ro) -> None:
 
 def test_second_rollout_is_refused_naming_the_holder(ro, target) -> None:
     with TargetLock(target.dsn, target.name, "bob@ops"):
-        with pytest.raises(LockHeld, match=r"another rollout holds test: phasegate-rollout by bob@ops since 20"):
+        with pytest.raises(LockHeld, match=r"target test is locked by a rollout of role \w+ "
+                                           r"\(phasegate-rollout by bob@ops since 20"):
             ro.apply("expand")
     with psycopg.connect(target.dsn) as conn:
         assert conn.execute("SELECT to_regclass('background_function_run')").fetchone()[0] is None

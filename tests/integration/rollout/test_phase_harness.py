@@ -122,6 +122,9 @@ def test_apply_gate_rollback_reapply(phase, make_db, redis_url, tmp_path) -> Non
             assert snapshot(target) == applied
             return
 
+        # No consent given: expand's undo drops only tables nothing has written to yet, which
+        # asks nothing (rollout/drops.py); with history in them it is refused
+        # (test_rollback_drops.py), so this also proves the rule lets an empty drop through.
         ro.rollback()
         back = snapshot(target)
         check_rolled_back(phase, before, applied, back)
