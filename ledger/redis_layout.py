@@ -1,4 +1,4 @@
-"""The Redis layout of function-run status and the run key, shared by the ledger, checks and rollout.
+"""The Redis layout of run status, and the run key: shared by the ledger, checks and rollout.
 
 One hash per function run, holding the status of its latest attempt, with a TTL:
 

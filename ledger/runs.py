@@ -52,9 +52,9 @@ LATEST_IN_RANGE_SQL = sqlfiles.query(__file__, "runs", "latest_attempts_in_range
 TOP_ERRORS_SQL = sqlfiles.query(__file__, "runs", "top_errors")
 LATEST_OF_RUNS_SQL = sqlfiles.query(__file__, "runs", "latest_attempts_of_runs")
 REKEY_SQL = sqlfiles.query(__file__, "runs", "rekey_legacy_run")
-# One round moves every legacy row whose escaped key is free; a row whose escaped key is held
-# by another legacy row moves in the round after that one moved. Longer chains need names
-# like 'a:b', 'a%3Ab' and 'a%253Ab' all in use under pre-encoding keys.
+# A round moves every legacy row in the way whose escaped key is free; one whose escaped key
+# another legacy row holds moves in the round after that one did. A chain of more than a few
+# links needs names like 'a:b', 'a%3Ab', 'a%253Ab', ... all stored under pre-encoding keys.
 MAX_REKEY_ROUNDS = 4
 
 
@@ -243,17 +243,35 @@ def _settle_legacy(conn: psycopg.Connection, function_name: str, run_id: str,
     (no statement) for names without ':' or '%': their keys never changed."""
     if not is_escaped(function_name, run_id):
         return
-    key = make_run_key(function_name, run_id, attempt)
-    params = {**SQL_ESCAPE_PARAMS, "function_name": function_name, "run_id": run_id,
-              "run_keys": [key]}
-    for _ in range(MAX_REKEY_ROUNDS):
-        if not conn.execute(REKEY_SQL, params).rowcount:
+    run = (function_name, run_id, attempt)
+    key = make_run_key(*run)
+    keys = [key]
+    for left in range(MAX_REKEY_ROUNDS, 0, -1):
+        conn.execute(REKEY_SQL, {**SQL_ESCAPE_PARAMS, "function_name": function_name,
+                                 "run_id": run_id, "run_keys": keys})
+        holder = _holder(conn, key)
+        if holder is None or holder == run:
+            return
+        if left == 1:
+            raise RunKeyConflict(key, holder)
+        keys = _chain(conn, key)  # free the links in the way, the farthest first
+
+
+def _holder(conn: psycopg.Connection, key: str) -> tuple[str, str, int] | None:
+    row = _fetch_one(conn, GET_SQL, {"run_key": key})
+    return None if row is None else (row["function_name"], row["run_id"], row["attempt"])
+
+
+def _chain(conn: psycopg.Connection, key: str) -> list[str]:
+    """``key``, then the escaped key its holder wants, then the one that key's holder wants,
+    ...: each link can move once the next one has."""
+    keys = [key]
+    while len(keys) <= MAX_REKEY_ROUNDS and (holder := _holder(conn, keys[-1])) is not None:
+        wanted = make_run_key(*holder)
+        if wanted in keys:  # the holder is at its own key (or a loop): nothing moves further
             break
-    holder = _fetch_one(conn, GET_SQL, {"run_key": key})
-    if holder is not None:
-        found = (holder["function_name"], holder["run_id"], holder["attempt"])
-        if found != (function_name, run_id, attempt):
-            raise RunKeyConflict(key, found)
+        keys.append(wanted)
+    return keys
 
 
 def _start_many_params(starts: Iterable[RunStart]) -> dict[str, list[Any]]:
