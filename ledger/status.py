@@ -338,16 +338,15 @@ class JobStatusStore:
                 stale.append(st)
         return stale
 
-
     def _move_legacy(self, statuses: Sequence[RunStatus]) -> int:
         """Replace the legacy hashes of these escaped runs by their runs' own hashes.
 
         The pre-encoding code wrote an escaped run's status under its legacy key, which may
-        be several runs' (every split at a ':') or another run's escaped key: each run that
-        could be its owner, or has it as its key, and is in the run ledger gets its hash
-        rewritten from the ledger (the truth in dual), then the legacy hash and its index
-        entry go. A legacy hash none of whose runs the ledger has is left to its TTL (parity
-        counts it)."""
+        be several runs' (every split at a ':') or another run's escaped key: the legacy
+        hash and its index entry go, and each run that could own it, or has it as its key,
+        and is in the run ledger gets its hash rewritten from the ledger (the truth in
+        dual). Legacy hashes of runs the ledger does not have are not reached from here:
+        they expire with their TTL, and parity counts them meanwhile."""
         legacy = list(dict.fromkeys(legacy_status_key(s.function_name, s.run_id) for s in statuses))
         if not legacy:
             return 0
