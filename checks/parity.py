@@ -7,8 +7,16 @@ attempt of every run *requested* since then; each side is looked up on the other
 In-flight rule (a pair that is not a mismatch, only counted): the newest write on either
 side is younger than the setting ``parity_grace_seconds``, or the Redis write is within
 that grace of the window start (the flag was still propagating). Beyond the grace, a run
-missing on one side, a different attempt (``run_key``) or a different status is a mismatch.
-DB rows older than the Redis TTL are not expected in Redis.
+missing on one side, a different attempt or a different status is a mismatch. DB rows
+older than the Redis TTL are not expected in Redis.
+
+A run is matched by ``(function_name, run_id, attempt)``: a Redis key is decoded to its run
+(``ledger.redis_layout``), a DB row gives its columns, and a row still under a pre-encoding
+run key is that run's all the same. A *legacy ambiguous key* (a hash written before run keys
+were escaped, for a name with ``:`` or ``%``: its key may be two runs', or another run's
+escaped key) cannot be attributed, so it is neither compared nor silently dropped: parity
+counts it and WARNs (``invoke reconcile`` moves such hashes to their runs' keys). A DB run
+whose status is only under its legacy key counts there too, not as "missing in redis".
 """
 
 from __future__ import annotations
@@ -21,31 +29,47 @@ from typing import Any
 from checks.base import MAX_EVIDENCE, Outcome, Probe, Verdict, check
 from checks.sqlfile import query
 from checks.timeparam import as_datetime
-from ledger.redis_layout import INDEX_KEY, KEY_PREFIX, STATUS_TTL_SECONDS, status_key
+from ledger.redis_layout import (
+    INDEX_KEY,
+    KEY_ENCODING_FIELD,
+    STATUS_TTL_SECONDS,
+    is_escaped,
+    is_legacy_hash,
+    legacy_status_key,
+    parse_status_key,
+    status_key,
+)
 
 BATCH = 2000
+LEGACY = "legacy ambiguous key"
+
+Run = tuple[str, str, int]  # (function_name, run_id, attempt): how a run is looked up
 
 
 @dataclass(frozen=True)
 class RedisStatus:
     key: str
-    function_name: str
-    run_id: str
+    function_name: str | None  # None (and run_id None): a legacy key, whose run cannot be told
+    run_id: str | None
     status: str | None
     attempt: int | None
     run_key: str | None
     updated_at: datetime | None
     score: float
 
+    @property
+    def legacy(self) -> bool:
+        """Written under a pre-encoding key (ledger.redis_layout): whose it is is unknown."""
+        return self.function_name is None
 
-def split_key(key: str) -> tuple[str, str]:
-    """``jobstatus:{function}:{run_id}`` -> (function, run_id); function names hold no ':'."""
-    rest = key[len(KEY_PREFIX):]
-    function_name, _, run_id = rest.partition(":")
-    return function_name, run_id
+    @property
+    def run(self) -> Run | None:
+        if self.function_name is None or self.run_id is None or self.attempt is None:
+            return None
+        return self.function_name, self.run_id, self.attempt
 
 
-FIELDS = ("status", "attempt", "run_key", "updated_at")
+FIELDS = ("status", "attempt", "run_key", "updated_at", KEY_ENCODING_FIELD)
 
 
 def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -66,17 +90,19 @@ def fetch_hashes(client: Any, keys: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def read_redis(client: Any, keys_scores: Iterable[tuple[str, float]]) -> list[RedisStatus]:
-    """The Redis read path for the given index entries."""
+    """The Redis read path for the given index entries: each key decoded to its run, except
+    a legacy hash (never read as a run's: it may be two runs' or another run's)."""
     pairs = list(keys_scores)
     hashes = fetch_hashes(client, [k for k, _ in pairs])
-    out = []
-    for key, score in pairs:
-        h = hashes.get(key, {})
-        fn, run_id = split_key(key)
-        attempt = h.get("attempt")
-        out.append(RedisStatus(key, fn, run_id, h.get("status"), int(attempt) if attempt else None,
-                               h.get("run_key"), as_datetime(h.get("updated_at")), float(score)))
-    return out
+    return [_entry(key, score, hashes.get(key, {})) for key, score in pairs]
+
+
+def _entry(key: str, score: float, h: dict[str, str]) -> RedisStatus:
+    names = None if is_legacy_hash(key, h) else parse_status_key(key)
+    fn, run_id = names if names else (None, None)
+    attempt = h.get("attempt")
+    return RedisStatus(key, fn, run_id, h.get("status"), int(attempt) if attempt else None,
+                       h.get("run_key"), as_datetime(h.get("updated_at")), float(score))
 
 
 def window_start(probe: Probe) -> datetime | None:
@@ -106,33 +132,53 @@ class _Rule:
         return False
 
 
-def compare(scored: list[tuple[str, float]], hashes: dict[str, dict[str, str]],
-            db_by_key: dict[str, dict], db_latest: list[dict], rule: _Rule) -> tuple[list[dict], int]:
-    """Mismatches (each run once) and the in-flight count, both directions."""
-    found: dict[str, dict] = {}
+def _own_hash(key: str, hashes: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The hash at a run's key, or {} when there is none or it is another run's legacy hash."""
+    h = hashes.get(key) or {}
+    return {} if is_legacy_hash(key, h) else h
+
+
+def compare(entries: list[RedisStatus], hashes: dict[str, dict[str, str]],
+            db_by_run: dict[Run, dict], db_latest: list[dict],
+            rule: _Rule) -> tuple[list[dict], int, set[str]]:
+    """Mismatches (each run once), the in-flight count and the legacy keys, both directions.
+    Runs are matched by (function_name, run_id, attempt), never by run_key: a row written
+    under a pre-encoding key is still that run's."""
+    found: dict[Run, dict] = {}
+    legacy: set[str] = set()
     in_flight = 0
-    for key, score in scored:  # Redis -> DB
-        h = hashes.get(key) or {}
-        if "status" not in h:
+    for e in entries:  # Redis -> DB
+        if e.status is None:
             continue  # expired between ZRANGE and HMGET: nothing to compare
-        row = db_by_key.get(h.get("run_key", ""))
-        if row is not None and row["status"] == h["status"]:
+        if e.legacy:
+            legacy.add(e.key)
             continue
-        if rule.in_flight(h.get("updated_at"), row["updated_at"] if row else None, redis_score=score):
+        row = db_by_run.get(e.run) if e.run else None
+        if row is not None and row["status"] == e.status:
+            continue
+        if rule.in_flight(e.updated_at, row["updated_at"] if row else None, redis_score=e.score):
             in_flight += 1
             continue
-        found.setdefault(h.get("run_key", key), {
+        found.setdefault(e.run or (e.key, "", 0), {
             "problem": "missing in db" if row is None else "status differs",
-            "run_key": h.get("run_key"), "redis_status": h["status"],
+            "run_key": e.run_key, "redis_status": e.status,
             "db_status": row["status"] if row else None})
     ttl_edge = rule.now - timedelta(seconds=STATUS_TTL_SECONDS)
     for r in db_latest:  # DB -> Redis
-        h = hashes.get(status_key(r["function_name"], r["run_id"])) or {}
-        if r["updated_at"] < ttl_edge or r["run_key"] in found:
+        run = (r["function_name"], r["run_id"], r["attempt"])
+        if r["updated_at"] < ttl_edge or run in found:
+            continue
+        key = status_key(r["function_name"], r["run_id"])
+        h = _own_hash(key, hashes)
+        if hashes.get(key) and not h:
+            legacy.add(key)  # another run's legacy hash sits at this run's key
+        old = legacy_status_key(r["function_name"], r["run_id"])
+        if not h and old != key and hashes.get(old) and is_legacy_hash(old, hashes[old]):
+            legacy.add(old)  # this run's status is (at best) under its legacy key
             continue
         if not h:
             problem = "missing in redis"
-        elif h.get("run_key") != r["run_key"]:
+        elif h.get("attempt") != str(r["attempt"]):
             problem = "attempt differs"
         elif h.get("status") != r["status"]:
             problem = "status differs"
@@ -141,9 +187,9 @@ def compare(scored: list[tuple[str, float]], hashes: dict[str, dict[str, str]],
         if rule.in_flight(r["updated_at"], h.get("updated_at")):
             in_flight += 1
             continue
-        found[r["run_key"]] = {"problem": problem, "run_key": r["run_key"], "db_status": r["status"],
-                               "redis_status": h.get("status"), "redis_run_key": h.get("run_key")}
-    return list(found.values()), in_flight
+        found[run] = {"problem": problem, "run_key": r["run_key"], "db_status": r["status"],
+                      "redis_status": h.get("status"), "redis_run_key": h.get("run_key")}
+    return list(found.values()), in_flight, legacy
 
 
 @check("parity", "Redis and database agree on every run of the dual-write window",
@@ -158,21 +204,39 @@ def parity(probe: Probe) -> Outcome:
     scored = probe.redis.zrevrangebyscore(INDEX_KEY, "+inf", since.timestamp(), start=0,
                                           num=limit, withscores=True)
     db_latest = probe.rows(query("parity", "latest_since"), {"since": since, "limit": limit})
-    # One HMGET per key of either side; one query for the run keys the window did not bring.
-    keys = dict.fromkeys([k for k, _ in scored] +
-                         [status_key(r["function_name"], r["run_id"]) for r in db_latest])
+    # One HMGET per key of either side (an escaped run's legacy key too); one query for the
+    # attempts the window did not bring.
+    keys = dict.fromkeys([k for k, _ in scored] + [
+        k for r in db_latest for k in _keys_of(r["function_name"], r["run_id"])])
     hashes = fetch_hashes(probe.redis, keys)
-    db_by_key = {r["run_key"]: r for r in db_latest}
-    missing = [h["run_key"] for h in hashes.values() if h.get("run_key") and h["run_key"] not in db_by_key]
+    entries = [_entry(key, score, hashes.get(key, {})) for key, score in scored]
+    db_by_run = {(r["function_name"], r["run_id"], r["attempt"]): r for r in db_latest}
+    missing = list(dict.fromkeys(e.run for e in entries if e.run and e.run not in db_by_run))
     for chunk in _chunks(missing, 5000):
-        db_by_key.update({r["run_key"]: r for r in probe.rows(query("parity", "runs_by_key"),
-                                                               {"keys": chunk})})
-    mismatches, in_flight = compare(scored, hashes, db_by_key, db_latest, rule)
+        db_by_run.update({(r["function_name"], r["run_id"], r["attempt"]): r for r in probe.rows(
+            query("parity", "runs_by_attempt"), {"functions": [m[0] for m in chunk],
+                                                  "run_ids": [m[1] for m in chunk],
+                                                  "attempts": [m[2] for m in chunk]})})
+    mismatches, in_flight, legacy = compare(entries, hashes, db_by_run, db_latest, rule)
     text = (f"{len(scored)} Redis status(es) and {len(db_latest)} DB run(s) since "
             f"{since.isoformat()}; {in_flight} in flight (younger than {rule.grace:g}s)")
     if len(scored) >= limit or len(db_latest) >= limit:
         text += f"; newest {limit} compared"
-    if not mismatches:
-        return Outcome(Verdict.PASS, f"{text}; no mismatch")
-    return Outcome(Verdict.FAIL, f"{len(mismatches)} mismatch(es): {text}",
-                   tuple(mismatches[:MAX_EVIDENCE]))
+    if legacy:
+        text += (f"; {len(legacy)} {LEGACY}(s) (status written before run keys were escaped; "
+                 "whose run it is cannot be told: `invoke reconcile` moves them)")
+    evidence = [{"problem": LEGACY, "key": k} for k in sorted(legacy)]
+    if mismatches:
+        return Outcome(Verdict.FAIL, f"{len(mismatches)} mismatch(es): {text}",
+                       tuple((mismatches + evidence)[:MAX_EVIDENCE]))
+    if legacy:
+        return Outcome(Verdict.WARN, f"no mismatch, but {text}", tuple(evidence[:MAX_EVIDENCE]))
+    return Outcome(Verdict.PASS, f"{text}; no mismatch")
+
+
+def _keys_of(function_name: str, run_id: str) -> list[str]:
+    """The status key of a run, and its legacy key when escaping changed it."""
+    key = status_key(function_name, run_id)
+    if not is_escaped(function_name, run_id):
+        return [key]
+    return [key, legacy_status_key(function_name, run_id)]

@@ -15,7 +15,7 @@ from checks.base import Outcome, Probe, Verdict, check
 from checks.parity import read_redis
 from checks.sqlfile import query
 from checks.timeparam import as_datetime
-from ledger.redis_layout import INDEX_KEY
+from ledger.redis_layout import INDEX_KEY, KEY_PREFIX
 
 
 @check("shadow_read", "Redis and database read paths answer the same for a sample",
@@ -27,7 +27,9 @@ def shadow_read(probe: Probe) -> Outcome:
     low = since.timestamp() if since else "-inf"
     scored = probe.redis.zrevrangebyscore(INDEX_KEY, "+inf", low, start=0, num=sample,
                                           withscores=True)
-    entries = [e for e in read_redis(probe.redis, scored) if e.status is not None]
+    read = [e for e in read_redis(probe.redis, scored) if e.status is not None]
+    entries = [e for e in read if not e.legacy]  # a legacy key is no run's answer: parity counts it
+    legacy = len(read) - len(entries)
     if not entries:
         return Outcome(Verdict.WARN, "no Redis status to compare: nothing written in the window")
     db = {(r["function_name"], r["run_id"]): r for r in probe.rows(
@@ -45,10 +47,13 @@ def shadow_read(probe: Probe) -> Outcome:
         if stamps and (now - max(stamps)).total_seconds() < grace:
             in_flight += 1
             continue
-        diffs.append({"run": f"{e.function_name}:{e.run_id}", "redis_status": e.status,
+        # The key without its prefix: escaped function name and run id, "f:a" for plain names.
+        diffs.append({"run": e.key.removeprefix(KEY_PREFIX), "redis_status": e.status,
                       "redis_attempt": e.attempt, "db_status": db_answer[0],
                       "db_attempt": db_answer[1]})
     text = f"{len(entries)} run(s) read through both paths; {in_flight} in flight"
+    if legacy:
+        text += f"; {legacy} legacy ambiguous key(s) not compared"
     if not diffs:
         return Outcome(Verdict.PASS, f"{text}; same answers")
     return Outcome(Verdict.FAIL, f"{len(diffs)} different answer(s): {text}", tuple(diffs))

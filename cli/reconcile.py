@@ -76,6 +76,9 @@ def reconcile(c, env="local", since=None, until=None):
                 "only while write_mode=dual (the database is the truth and Redis is still read)")
     print(f"{target.name}: checked {report.checked} run(s) requested "
           f"{start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ}; repaired {report.repaired}")
+    if report.legacy_moved:
+        print(f"  moved {report.legacy_moved} status hash(es) from pre-encoding keys to their "
+              "runs' keys (see ledger/README.md, \"Run keys\")")
     for key in report.repaired_keys[:SHOWN_KEYS]:
         print(f"  repaired {printable(key)}")
     if report.repaired > SHOWN_KEYS:

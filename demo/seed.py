@@ -61,12 +61,13 @@ def seed_baseline(db_url: str, redis_url: str, *, jobs: int = 100_000, days: flo
 
 def write_legacy_status(pipe: redis_lib.client.Pipeline, function_name: str, run_id: str,
                         attempt: int, status: str, at: datetime | None = None) -> None:
-    """What the application's pre-rollout code wrote for a run (the legacy layout)."""
+    """What the application's pre-rollout code wrote for a run (the legacy layout: names
+    not escaped, so for names without ':' or '%' the keys the ledger writes today)."""
     at = at or datetime.now(UTC)
-    key = redis_layout.status_key(function_name, run_id)
+    key = redis_layout.legacy_status_key(function_name, run_id)
     pipe.hset(key, mapping={
         "status": status, "attempt": attempt,
-        "run_key": redis_layout.run_key(function_name, run_id, attempt),
+        "run_key": redis_layout.legacy_run_key(function_name, run_id, attempt),
         "updated_at": at.isoformat(),
     })
     pipe.expire(key, redis_layout.STATUS_TTL_SECONDS)

@@ -35,6 +35,16 @@ class IllegalRunTransition(IllegalTransition):
     """A run attempt may only move RUNNING -> SUCCEEDED | FAILED."""
 
 
+class RunKeyConflict(LedgerError):
+    """A run key is held by another run's row written under a pre-encoding key, which could
+    not be moved to its own key: nothing was written (see the ledger README, "Run keys")."""
+
+    def __init__(self, run_key: str, holder: tuple[str, str, int]) -> None:
+        self.run_key, self.holder = run_key, holder
+        super().__init__(f"run {run_key}: the key is held by a legacy row of run {holder!r}; "
+                         "move that row to its own key by hand, then retry")
+
+
 class DispatchFailed(LedgerError):
     """The dispatch could not be registered or sent."""
 

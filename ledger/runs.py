@@ -7,6 +7,12 @@ outcome returns the row (a retried call), any other move raises
 :class:`IllegalRunTransition`. Failed attempts store their error class and error, so "top
 terminal errors in the last day" is one range scan of ``ix_background_function_run_failed``.
 
+Rows are found by their key, which :mod:`ledger.redis_layout` escapes so that no two attempts
+share one. An escaped run (a name with ``:`` or ``%``) may still have rows under the key the
+pre-encoding code gave it: every write of such a run first moves them to their escaped key
+(``rekey_legacy_run``), so an attempt started before the upgrade settles after it, and a
+legacy row holding this run's key is moved off it rather than taken for this run's.
+
 This class always talks to the database: :class:`ledger.status.JobStatusStore` decides,
 per call and per ``write_mode``, whether the run ledger is written at all.
 """
@@ -23,8 +29,9 @@ from psycopg.rows import dict_row
 
 from ledger import sqlfiles
 from ledger.db import Database
-from ledger.errors import IllegalRunTransition
+from ledger.errors import IllegalRunTransition, RunKeyConflict
 from ledger.models import ErrorClass, FunctionRunStatus
+from ledger.redis_layout import SQL_ESCAPE_PARAMS, is_escaped, parse_run_key
 from ledger.redis_layout import run_key as make_run_key
 
 RUNNING = FunctionRunStatus.RUNNING.value
@@ -43,6 +50,12 @@ LATEST_SQL = sqlfiles.query(__file__, "runs", "latest_attempt")
 HISTORY_SQL = sqlfiles.query(__file__, "runs", "run_history")
 LATEST_IN_RANGE_SQL = sqlfiles.query(__file__, "runs", "latest_attempts_in_range")
 TOP_ERRORS_SQL = sqlfiles.query(__file__, "runs", "top_errors")
+LATEST_OF_RUNS_SQL = sqlfiles.query(__file__, "runs", "latest_attempts_of_runs")
+REKEY_SQL = sqlfiles.query(__file__, "runs", "rekey_legacy_run")
+# A round moves every legacy row in the way whose escaped key is free; one whose escaped key
+# another legacy row holds moves in the round after that one did. A chain of more than a few
+# links needs names like 'a:b', 'a%3Ab', 'a%253Ab', ... all stored under pre-encoding keys.
+MAX_REKEY_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,7 @@ class RunLedger:
                          requested_at)
 
         def insert(conn: psycopg.Connection) -> RunRecord:
+            _settle_legacy(conn, start.function_name, start.run_id, start.attempt)
             if conn.execute(START_SQL, start.params()).rowcount:
                 return start.record()
             row = _fetch_one(conn, GET_SQL, {"run_key": start.run_key})
@@ -139,6 +153,8 @@ class RunLedger:
         params = _start_many_params(unique.values())
 
         def insert(conn: psycopg.Connection) -> list[RunRecord]:
+            for one in unique.values():
+                _settle_legacy(conn, one.function_name, one.run_id, one.attempt)
             created = {r[0] for r in conn.execute(START_MANY_SQL, params).fetchall()}
             now = datetime.now(UTC)
             out = [s.record(now) for key, s in unique.items() if key in created]
@@ -160,7 +176,11 @@ class RunLedger:
 
     def _finish(self, run_key: str, status: str, error_class: str | None,
                 error: str | None) -> RunRecord:
+        run = parse_run_key(run_key)  # None: a pre-encoding key, addressed as it is
+
         def update(conn: psycopg.Connection) -> dict[str, Any] | None:
+            if run is not None:
+                _settle_legacy(conn, *run)
             return _fetch_one(conn, FINISH_SQL, {"status": status, "error_class": error_class,
                                                  "terminal_error": error, "run_key": run_key})
 
@@ -181,6 +201,15 @@ class RunLedger:
         row = self.db.run(lambda c: _fetch_one(
             c, LATEST_SQL, {"run_id": run_id, "function_name": function_name}))
         return None if row is None else RunRecord.from_row(row)
+
+    def latest_of(self, runs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RunRecord]:
+        """The highest attempt of each ``(function_name, run_id)`` the ledger has, by run."""
+        pairs = list(dict.fromkeys(runs))
+        if not pairs:
+            return {}
+        rows = self.db.run(lambda c: _fetch_all(c, LATEST_OF_RUNS_SQL, {
+            "function_names": [p[0] for p in pairs], "run_ids": [p[1] for p in pairs]}))
+        return {(r["function_name"], r["run_id"]): RunRecord.from_row(r) for r in rows}
 
     def history(self, job_ids: Sequence[int]) -> list[RunRecord]:
         """Every attempt recorded for these jobs, oldest first."""
@@ -205,6 +234,44 @@ class RunLedger:
             TOP_ERRORS_SQL, {"error_class": error_class.value, "seconds": within.total_seconds(),
                              "limit": limit}).fetchall())
         return [(r[0], int(r[1])) for r in rows]
+
+
+def _settle_legacy(conn: psycopg.Connection, function_name: str, run_id: str,
+                   attempt: int) -> None:
+    """Before a write of an escaped run: move its rows still under pre-encoding keys, and a
+    legacy row of another run holding this attempt's key, to their escaped keys. A no-op
+    (no statement) for names without ':' or '%': their keys never changed."""
+    if not is_escaped(function_name, run_id):
+        return
+    run = (function_name, run_id, attempt)
+    key = make_run_key(*run)
+    keys = [key]
+    for left in range(MAX_REKEY_ROUNDS, 0, -1):
+        conn.execute(REKEY_SQL, {**SQL_ESCAPE_PARAMS, "function_name": function_name,
+                                 "run_id": run_id, "run_keys": keys})
+        holder = _holder(conn, key)
+        if holder is None or holder == run:
+            return
+        if left == 1:
+            raise RunKeyConflict(key, holder)
+        keys = _chain(conn, key)  # free the links in the way, the farthest first
+
+
+def _holder(conn: psycopg.Connection, key: str) -> tuple[str, str, int] | None:
+    row = _fetch_one(conn, GET_SQL, {"run_key": key})
+    return None if row is None else (row["function_name"], row["run_id"], row["attempt"])
+
+
+def _chain(conn: psycopg.Connection, key: str) -> list[str]:
+    """``key``, then the escaped key its holder wants, then the one that key's holder wants,
+    ...: each link can move once the next one has."""
+    keys = [key]
+    while len(keys) <= MAX_REKEY_ROUNDS and (holder := _holder(conn, keys[-1])) is not None:
+        wanted = make_run_key(*holder)
+        if wanted in keys:  # the holder is at its own key (or a loop): nothing moves further
+            break
+        keys.append(wanted)
+    return keys
 
 
 def _start_many_params(starts: Iterable[RunStart]) -> dict[str, list[Any]]:

@@ -35,7 +35,18 @@ from ledger.errors import LedgerWriteFailed
 from ledger.flags import Modes
 from ledger.models import ErrorClass, FunctionRunStatus
 from ledger.modes import Counters, ModeSource
-from ledger.redis_layout import INDEX_KEY, STATUS_TTL_SECONDS, status_key
+from ledger.redis_layout import (
+    INDEX_KEY,
+    KEY_ENCODING,
+    KEY_ENCODING_FIELD,
+    STATUS_TTL_SECONDS,
+    is_escaped,
+    is_legacy_hash,
+    legacy_owners,
+    legacy_status_key,
+    parse_status_key,
+    status_key,
+)
 from ledger.redis_layout import run_key as make_run_key
 from ledger.runs import RunLedger, RunRecord, RunStart
 
@@ -44,21 +55,28 @@ log = logging.getLogger("phasegate.ledger.status")
 RUNNING = FunctionRunStatus.RUNNING.value
 SUCCEEDED = FunctionRunStatus.SUCCEEDED.value
 FAILED = FunctionRunStatus.FAILED.value
-# KEYS: the index, then one status hash per run. ARGV: ttl, now, then per run the number of
-# fields followed by field/value pairs. redis-py reloads the script after a Redis restart.
+# KEYS: the index, then one status hash per run. ARGV: ttl, now, the key-encoding field,
+# then per run: '1' when its names are escaped, the number of fields, field/value pairs. An
+# escaped run's key may hold another run's legacy hash (no key-encoding field, see
+# ledger.redis_layout): it is dropped, never merged into. redis-py reloads the script after
+# a Redis restart.
 WRITE_STATUS_LUA = """
-local ttl, now, pos = tonumber(ARGV[1]), ARGV[2], 3
+local ttl, now, marker, pos = tonumber(ARGV[1]), ARGV[2], ARGV[3], 4
 for i = 2, #KEYS do
-  local n = tonumber(ARGV[pos])
-  redis.call('HSET', KEYS[i], unpack(ARGV, pos + 1, pos + 2 * n))
-  pos = pos + 2 * n + 1
+  local escaped, n = ARGV[pos], tonumber(ARGV[pos + 1])
+  if escaped == '1' and redis.call('HEXISTS', KEYS[i], marker) == 0 then
+    redis.call('DEL', KEYS[i])
+  end
+  redis.call('HSET', KEYS[i], unpack(ARGV, pos + 2, pos + 1 + 2 * n))
+  pos = pos + 2 * n + 2
   redis.call('EXPIRE', KEYS[i], ttl)
   redis.call('ZADD', KEYS[1], now, KEYS[i])
 end
 return #KEYS - 1
 """
-# The fields reconcile compares: what a reader of the hash acts on.
-COMPARED_FIELDS = ("status", "attempt", "run_key", "error_class")
+# The fields reconcile compares: what a reader of the hash acts on (the key encoding says
+# whether the hash at an escaped run's key is that run's at all).
+COMPARED_FIELDS = ("status", "attempt", "run_key", "error_class", KEY_ENCODING_FIELD)
 
 
 @dataclass(frozen=True)
@@ -89,12 +107,19 @@ class RunStatus:
                    h.get("run_key", ""), "redis", h.get("updated_at"), h.get("correlation_id"),
                    h.get("dispatch_key"), h.get("error_class"), h.get("error"))
 
+    @property
+    def escaped(self) -> bool:
+        """True when the run's names hold ':' or '%' (its keys differ from its legacy keys)."""
+        return is_escaped(self.function_name, self.run_id)
+
     def to_hash(self) -> dict[str, str]:
-        """The Redis hash fields (empty values left out, as the legacy writer did)."""
+        """The Redis hash fields (empty values left out, as the legacy writer did; the key
+        encoding only on an escaped run's hash, so every other hash is as it always was)."""
         fields = {"status": self.status, "attempt": str(self.attempt), "run_key": self.run_key,
                   "updated_at": self.updated_at or _iso(datetime.now(UTC)),
                   "correlation_id": self.correlation_id, "dispatch_key": self.dispatch_key,
-                  "error_class": self.error_class, "error": self.error}
+                  "error_class": self.error_class, "error": self.error,
+                  KEY_ENCODING_FIELD: KEY_ENCODING if self.escaped else None}
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -121,6 +146,7 @@ class ReconcileReport:
     until: datetime
     checked: int = 0
     repaired: int = 0
+    legacy_moved: int = 0  # hashes under a pre-encoding key replaced by their runs' own
     skipped_reason: str | None = None
     repaired_keys: tuple[str, ...] = field(default=(), repr=False)
 
@@ -243,11 +269,12 @@ class JobStatusStore:
         One command instead of three per run: measured, packing and parsing 3N pipelined
         commands in redis-py cost more than the writes themselves."""
         keys: list[str] = [INDEX_KEY]
-        args: list[str | int | float] = [self.ttl, datetime.now(UTC).timestamp()]
+        args: list[str | int | float] = [self.ttl, datetime.now(UTC).timestamp(),
+                                         KEY_ENCODING_FIELD]
         for st in statuses:
             keys.append(status_key(st.function_name, st.run_id))
             fields = st.to_hash()
-            args.append(len(fields))
+            args += ("1" if st.escaped else "0", len(fields))
             for name, value in fields.items():
                 args += (name, value)
         self._write_script(keys=keys, args=args)
@@ -260,10 +287,13 @@ class JobStatusStore:
         if _reads_db(modes):
             rec = self.runs.latest(function_name, run_id)
             return None if rec is None else RunStatus.from_record(rec)
-        raw = self.redis.hgetall(status_key(function_name, run_id))
-        if not raw:
+        key = status_key(function_name, run_id)
+        fields = _decode(self.redis.hgetall(key))
+        if not fields or is_legacy_hash(key, fields):
+            # A legacy hash at an escaped run's key is another run's (ledger.redis_layout); a
+            # legacy key is never read: it may be two runs' (the ledger README, "Run keys").
             return None
-        return RunStatus.from_hash(function_name, run_id, _decode(raw))
+        return RunStatus.from_hash(function_name, run_id, fields)
 
     # ------------------------------------------------------------------ repair
 
@@ -278,7 +308,7 @@ class JobStatusStore:
         modes = self.modes.modes()
         if not (modes.writes_db and modes.writes_redis):
             return ReconcileReport(start, until, skipped_reason=f"write_mode={modes.write_mode}")
-        checked, repaired = 0, []
+        checked, repaired, moved = 0, [], 0
         for records in self.runs.latest_in_range(start, until, batch):
             statuses = [RunStatus.from_record(r) for r in records]
             stale = self._stale(statuses)
@@ -286,11 +316,13 @@ class JobStatusStore:
                 self.write_hashes(stale)
             checked += len(statuses)
             repaired += [s.run_key for s in stale]
+            moved += self._move_legacy([s for s in statuses if s.escaped])
         # Entries older than the hashes' TTL point at expired keys: keep the index bounded.
         self.redis.zremrangebyscore(INDEX_KEY, "-inf", datetime.now(UTC).timestamp() - self.ttl)
-        if repaired:
-            log.info("reconcile repaired %d of %d runs in Redis", len(repaired), checked)
-        return ReconcileReport(start, until, checked, len(repaired),
+        if repaired or moved:
+            log.info("reconcile repaired %d of %d runs in Redis; moved %d legacy hash(es)",
+                     len(repaired), checked, moved)
+        return ReconcileReport(start, until, checked, len(repaired), moved,
                                repaired_keys=tuple(repaired))
 
     def _stale(self, statuses: Sequence[RunStatus]) -> list[RunStatus]:
@@ -305,6 +337,37 @@ class JobStatusStore:
             if any(have.get(f) != want.get(f) for f in COMPARED_FIELDS):
                 stale.append(st)
         return stale
+
+    def _move_legacy(self, statuses: Sequence[RunStatus]) -> int:
+        """Replace the legacy hashes of these escaped runs by their runs' own hashes.
+
+        The pre-encoding code wrote an escaped run's status under its legacy key, which may
+        be several runs' (every split at a ':') or another run's escaped key: the legacy
+        hash and its index entry go, and each run that could own it, or has it as its key,
+        and is in the run ledger gets its hash rewritten from the ledger (the truth in
+        dual). Legacy hashes of runs the ledger does not have are not reached from here:
+        they expire with their TTL, and parity counts them meanwhile."""
+        legacy = list(dict.fromkeys(legacy_status_key(s.function_name, s.run_id) for s in statuses))
+        if not legacy:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for key in legacy:
+            pipe.hgetall(key)
+        found = [k for k, raw in zip(legacy, pipe.execute(), strict=True)
+                 if raw and is_legacy_hash(k, _decode(raw))]
+        if not found:
+            return 0
+        runs = {k: legacy_owners(k) + [p for p in [parse_status_key(k)] if p] for k in found}
+        records = self.runs.latest_of(r for rs in runs.values() for r in rs)
+        rewrite = {r: RunStatus.from_record(records[r]) for rs in runs.values() for r in rs
+                   if r in records}
+        pipe = self.redis.pipeline(transaction=False)
+        for key in found:
+            pipe.delete(key)
+            pipe.zrem(INDEX_KEY, key)
+        pipe.execute()
+        self.write_hashes(list(rewrite.values()))
+        return len(found)
 
 
 def _reads_db(modes: Modes) -> bool:

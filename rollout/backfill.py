@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from infra.fault_injection import fault_point
 from ledger import sqlfiles
+from ledger.redis_layout import SQL_ESCAPE_PARAMS
 from rollout.phase import PhaseContext, ProgressEvent
 
 MAX_BACKOFF_SECONDS = 2.0
@@ -74,6 +75,7 @@ def run(ctx: PhaseContext) -> BackfillResult:
             with ctx.engine.begin() as conn:
                 row = sqlfiles.execute(conn, BATCH_SQL, {
                     "after_id": after_id, "until_id": until_id, "batch_size": s.backfill_batch_size,
+                    **SQL_ESCAPE_PARAMS,
                 }).one()
             if row.last_id is None:
                 break

@@ -1,8 +1,9 @@
 -- name: backfill_ranges
 -- Per id range up to the bound: finished jobs, and how many of them have their backfilled
--- last-attempt run (the key the backfill writes: type:job-<id>:<max(attempts,1)>). One
--- probe of the unique run_key index per job (LATERAL ... LIMIT 1), so the cost follows the
--- number of jobs, never the size of the run ledger (a hash join would read all of it).
+-- last-attempt run (type, run id job-<id>, attempt max(attempts,1)), found by those columns,
+-- not by its key: a type holding a colon or a percent sign may have its run under the
+-- pre-encoding key. One probe of the run_id index per job (LATERAL ... LIMIT 1), so the cost
+-- follows the number of jobs, never the size of the run ledger (a hash join would read all).
 SELECT (j.id / %(size)s) * %(size)s AS range_start,
        (j.id / %(size)s) * %(size)s + %(size)s - 1 AS range_end,
        count(*) AS finished_jobs,
@@ -10,7 +11,8 @@ SELECT (j.id / %(size)s) * %(size)s AS range_start,
 FROM background_job j
 LEFT JOIN LATERAL (
     SELECT 1 AS hit FROM background_function_run
-    WHERE run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1) LIMIT 1
+    WHERE run_id = 'job-' || j.id AND function_name = j.type
+      AND attempt = greatest(j.attempts, 1) LIMIT 1
 ) r ON true
 WHERE j.id <= %(until_id)s AND j.status IN ('SUCCEEDED', 'FAILED')
 GROUP BY 1, 2 ORDER BY 1;
@@ -22,7 +24,8 @@ FROM background_job j
 WHERE j.id BETWEEN %(lo)s AND %(hi)s AND j.id <= %(until_id)s
   AND j.status IN ('SUCCEEDED', 'FAILED')
   AND NOT EXISTS (SELECT 1 FROM background_function_run r
-                  WHERE r.run_key = j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1))
+                  WHERE r.run_id = 'job-' || j.id AND r.function_name = j.type
+                    AND r.attempt = greatest(j.attempts, 1))
 ORDER BY j.id LIMIT %(limit)s;
 
 -- name: recorded_until_id

@@ -1,7 +1,10 @@
--- name: runs_by_key
--- The run-ledger rows of the given run keys.
-SELECT run_key, function_name, run_id, attempt, status::text AS status, updated_at
-FROM background_function_run WHERE run_key = ANY(%(keys)s);
+-- name: runs_by_attempt
+-- The run-ledger rows of the given attempts, found by (function_name, run_id, attempt), not by run key.
+SELECT r.run_key, r.function_name, r.run_id, r.attempt, r.status::text AS status, r.updated_at
+FROM background_function_run r
+JOIN unnest(%(functions)s::text[], %(run_ids)s::text[], %(attempts)s::integer[])
+     AS k(function_name, run_id, attempt)
+  ON r.run_id = k.run_id AND r.function_name = k.function_name AND r.attempt = k.attempt;
 
 -- name: latest_since
 -- The latest attempt of every run requested inside the window, newest first (bounded).

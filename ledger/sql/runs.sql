@@ -91,3 +91,29 @@ WHERE status = 'FAILED' AND error_class = %(error_class)s
 GROUP BY terminal_error
 ORDER BY n DESC, last_seen DESC
 LIMIT %(limit)s;
+
+-- name: latest_attempts_of_runs
+-- The highest attempt of each given (function_name, run_id): what each one's status is.
+SELECT DISTINCT ON (r.function_name, r.run_id)
+       r.run_key, r.function_name, r.run_id, r.attempt, r.dispatch_key, r.correlation_id,
+       r.job_id, r.requested_at, r.started_at, r.finished_at, r.duration_ms, r.status,
+       r.error_class, r.terminal_error, r.updated_at
+FROM background_function_run r
+JOIN unnest(%(function_names)s::text[], %(run_ids)s::text[]) AS k(function_name, run_id)
+  ON r.run_id = k.run_id AND r.function_name = k.function_name
+ORDER BY r.function_name, r.run_id, r.attempt DESC;
+
+-- name: rekey_legacy_run
+-- Move one run's rows still under a pre-encoding key, and any such row holding one of the given keys, to their escaped key (escape table as parameters, see ledger/redis_layout.py); a row whose escaped key is taken waits for a later round.
+UPDATE background_function_run r
+SET run_key = k.escaped_key
+FROM (SELECT id,
+             replace(replace(function_name, %(pct)s, %(pct_escaped)s), %(colon)s, %(colon_escaped)s)
+             || ':' || replace(replace(run_id, %(pct)s, %(pct_escaped)s), %(colon)s, %(colon_escaped)s)
+             || ':' || attempt AS escaped_key
+      FROM background_function_run
+      WHERE (run_id = %(run_id)s AND function_name = %(function_name)s)
+         OR run_key = ANY(%(run_keys)s::text[])) k
+WHERE r.id = k.id AND r.run_key <> k.escaped_key
+  AND NOT EXISTS (SELECT 1 FROM background_function_run o WHERE o.run_key = k.escaped_key)
+RETURNING r.run_key;

@@ -10,10 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.redis_layout import SQL_ESCAPE_PARAMS
 from rollout import backfill, gates
 from rollout.actions import flag_action, wait_action
 from rollout.phase import Action, PhaseContext, Sizes
 from rollout.settings import Settings
+
+ESCAPE_VALUES = ", ".join(f"{name} = '{value}'" for name, value in SQL_ESCAPE_PARAMS.items())
 
 
 def _backfill(ctx: PhaseContext) -> None:
@@ -55,7 +58,8 @@ class DualWritePhase:
                 changes="inserts background_function_run rows (and dead letters for FAILED jobs) for jobs that existed before dual write",
                 apply=_backfill,
                 undo=None,
-                manual_apply=("-- see rollout/sql/backfill.sql, block backfill_runs, run per id range",),
+                manual_apply=("-- see rollout/sql/backfill.sql, block backfill_runs, run per id "
+                              f"range with {ESCAPE_VALUES} (the run-key escape table)",),
                 manual_undo=("-- nothing to undo: backfilled rows are correct history; to remove them:",
                              "DELETE FROM background_function_run WHERE run_id LIKE 'job-%' AND created_at >= '<dual_write start>';"),
                 estimate=_backfill_estimate,

@@ -4,8 +4,12 @@ SELECT coalesce(min(id), 0) - 1 AS after_id, coalesce(max(id), 0) AS until_id FR
 
 -- name: backfill_runs
 -- One batch: the last attempt of each finished job in (after_id, until_id], keyset by id.
--- The run key matches what the ledger's job runner writes, so a live dual write and the
--- backfill of the same attempt meet on the unique key instead of duplicating it.
+-- The run key matches what the ledger's job runner writes (ledger.redis_layout.run_key: the
+-- type escaped with the table passed as pct/colon parameters; the run id 'job-<id>' needs no
+-- escaping), so a live dual write and the backfill of the same attempt meet on the unique
+-- key instead of duplicating it. A type the escaping changes may have its attempt recorded
+-- under the pre-encoding key (by an earlier release's live dual write): that row is found
+-- by its columns, and kept.
 WITH batch AS (
     SELECT id FROM background_job
     WHERE id > %(after_id)s AND id <= %(until_id)s
@@ -14,7 +18,7 @@ WITH batch AS (
     INSERT INTO background_function_run (
         run_key, function_name, run_id, attempt, job_id, dispatch_key, correlation_id,
         requested_at, started_at, finished_at, duration_ms, status, error_class, terminal_error)
-    SELECT j.type || ':job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
+    SELECT k.escaped_type || ':job-' || j.id || ':' || greatest(j.attempts, 1), j.type, 'job-' || j.id,
            greatest(j.attempts, 1), j.id, j.dispatch_key, j.correlation_id,
            j.created_at, s.started_at, j.updated_at,
            -- The runner clears locked_at on finish, so the start is estimated from run_at;
@@ -28,7 +32,13 @@ WITH batch AS (
         AND j.id > %(after_id)s AND j.id <= (SELECT max(id) FROM batch)
     CROSS JOIN LATERAL (SELECT least(coalesce(j.locked_at, greatest(j.run_at, j.created_at)),
                                      j.updated_at) AS started_at) s
+    CROSS JOIN LATERAL (SELECT replace(replace(j.type, %(pct)s, %(pct_escaped)s),
+                                       %(colon)s, %(colon_escaped)s) AS escaped_type) k
     WHERE j.status IN ('SUCCEEDED', 'FAILED')
+      AND (k.escaped_type = j.type
+           OR NOT EXISTS (SELECT 1 FROM background_function_run r
+                          WHERE r.run_id = 'job-' || j.id AND r.function_name = j.type
+                            AND r.attempt = greatest(j.attempts, 1)))
     ON CONFLICT (run_key) DO NOTHING
     RETURNING 1
 ), letters AS (

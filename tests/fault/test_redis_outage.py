@@ -117,6 +117,27 @@ def test_reconcile_task_repairs_and_refuses_clearly(make_db, redis_url) -> None:
                                       "is the truth and Redis is still read)")
 
 
+def test_reconcile_task_says_it_moved_legacy_hashes(make_db, redis_url) -> None:
+    """Issue 13: a status the pre-encoding code wrote under an ambiguous key is moved."""
+    from demo.seed import write_legacy_status
+
+    db_url = make_db("head")
+    set_modes(db_url, "dual")
+    with LedgerApp(db_url, redis_url, flag_ttl=0) as app:
+        app.record_run("email:send", "user42", outcome="succeeded")
+    client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    pipe = client.pipeline()
+    write_legacy_status(pipe, "email:send", "user42", 1, "RUNNING")
+    pipe.execute()
+    out = invoke("reconcile", "--env", "outage", "--since", "1h", env=_env(db_url, redis_url))
+    assert out.returncode == 0, out.stderr
+    assert "repaired 1" in out.stdout and "moved 1 status hash(es)" in out.stdout, out.stdout
+    assert not client.exists("jobstatus:email:send:user42")
+    assert client.hget(status_key("email:send", "user42"), "status") == "SUCCEEDED"
+    client.close()
+
+
 @pytest.mark.parametrize("what", ["database", "redis"])
 def test_reconcile_with_a_server_down_is_one_line_without_the_password(what, make_db, redis_url) -> None:
     db_url = make_db("head") if what == "redis" else "postgresql://app:s3cr3t-pw@127.0.0.1:9/nope"

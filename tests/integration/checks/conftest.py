@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from checks import CheckResult, run_checks
+from ledger.redis_layout import run_key
 from rollout.gates import context
 from tests.conftest import to_dsn
 
@@ -45,7 +46,7 @@ def seed(db_url: str) -> Seed:
 RUN_SQL = (
     "INSERT INTO background_function_run (run_key, function_name, run_id, attempt, dispatch_key, "
     "job_id, requested_at, started_at, finished_at, status, updated_at) VALUES "
-    "(%(function_name)s || ':' || %(run_id)s || ':' || %(attempt)s, %(function_name)s, %(run_id)s, "
+    "(%(run_key)s, %(function_name)s, %(run_id)s, "
     "%(attempt)s, %(dispatch_key)s, %(job_id)s, now() - %(age)s, now() - %(age)s, "
     "CASE WHEN %(status)s = 'RUNNING' THEN NULL ELSE now() - %(age)s END, "
     "%(status)s::background_function_run_status, now() - %(age)s)")
@@ -60,11 +61,14 @@ def ago(seconds: float = 0.0, **kw: float) -> timedelta:
 
 
 def add_runs(url: str, *runs: dict[str, Any]) -> None:
-    """Insert run-ledger rows; each dict gives function_name and run_id, the rest defaults."""
+    """Insert run-ledger rows; each dict gives function_name and run_id, the rest defaults
+    (run_key: the ledger's, ``ledger.redis_layout.run_key``)."""
     defaults = {"attempt": 1, "status": "SUCCEEDED", "dispatch_key": None, "job_id": None,
                 "age": ago()}
+    rows = [{**defaults, **r} for r in runs]
+    rows = [{"run_key": run_key(r["function_name"], r["run_id"], r["attempt"]), **r} for r in rows]
     with psycopg.connect(to_dsn(url), autocommit=True) as conn, conn.cursor() as cur:
-        cur.executemany(RUN_SQL, [{**defaults, **r} for r in runs])
+        cur.executemany(RUN_SQL, rows)
 
 
 def add_windows(url: str, *windows: dict[str, Any]) -> None:
