@@ -52,6 +52,15 @@ class LedgerWriteFailed(LedgerError):
             f"{what} {key}: {store} write failed: {type(cause).__name__}: {mask_secrets(str(cause))}")
 
 
+class PayloadTooLarge(LedgerError):
+    """A job's payload is over the payload limit: nothing was written."""
+
+    def __init__(self, job_type: str, size: int, limit: int) -> None:
+        self.job_type, self.size, self.limit = job_type, size, limit
+        super().__init__(f"job {printable(job_type, 200)!r}: payload is {size} bytes, over the "
+                         f"{limit}-byte limit: pass a reference (an id, a URL), not the document")
+
+
 class LedgerNotExpanded(LedgerError):
     """The reliability tables do not exist yet: the database has not been expanded."""
 
