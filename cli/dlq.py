@@ -16,6 +16,7 @@ from cli.base import clean_errors, project_dir
 from phasegate.actor import resolve_actor
 from phasegate.durations import parse_duration
 from phasegate.errors import ConfigError
+from phasegate.text import printable
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
@@ -43,6 +44,23 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+def check_text(flag: str, text: str | None, limit: int) -> str | None:
+    """An operator's text as the audit would store it, refused (one line, nothing done) when
+    over ``limit`` characters: an audit keeps what was typed or nothing, never a cut."""
+    if text is not None and len(printable(text)) > limit:
+        raise ConfigError(f"{flag} is {len(printable(text))} characters, over the "
+                          f"{limit}-character limit: nothing done")
+    return text
+
+
+def _bounds() -> tuple[int, int]:
+    """(reason, operator) bounds, from the ledger that enforces them too; imported lazily
+    (``invoke --list`` should not pay for psycopg)."""
+    from ledger.deadletter import MAX_OPERATOR_CHARS, MAX_REASON_CHARS
+
+    return MAX_REASON_CHARS, MAX_OPERATOR_CHARS
+
+
 def _db_errors() -> tuple[type[BaseException], ...]:
     """Connection failures are the operator's to fix (wrong URL, server down): one line.
     Imported lazily: ``invoke --list`` should not pay for SQLAlchemy."""
@@ -66,7 +84,9 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
 
 def _operator(operator: str | None) -> str:
     """Who acts: --operator, else $PHASEGATE_ACTOR, else the login name (the one rule every
-    command follows, phasegate.actor); refused only when none of them names anyone."""
+    command follows, phasegate.actor); refused when none of them names anyone, or when
+    --operator is longer than a name may be (resolve_actor would cut it)."""
+    check_text("--operator", None if operator is None else operator.strip(), _bounds()[1])
     who = resolve_actor(operator)
     if not who:
         raise ConfigError("say who you are: --operator NAME (no $PHASEGATE_ACTOR, no login name)")
@@ -119,21 +139,23 @@ def show(c, id=None, format="table", operator=None, env="local", db_url=None):
 
 
 @task(help={"id": "dead letter id", "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)",
-            "reason": "why (recorded in the audit)", "env": ENV_HELP, "db_url": URL_HELP})
+            "reason": "why (recorded in the audit; at most 4096 characters)", "env": ENV_HELP, "db_url": URL_HELP})
 def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
     """Send an OPEN dead letter back to the queue as a fresh job (audited)."""
     with clean_errors(*_db_errors()):
         dl_id, who = parse_id(id), _operator(operator)
+        check_text("--reason", reason, _bounds()[0])
         res = _dead_letters(env, db_url).requeue(dl_id, who, reason)
     print(f"dead letter {res.dead_letter_id} requeued as job {res.new_job_id} "
           f"(correlation {res.correlation_id})")
 
 
-@task(help={"id": "dead letter id", "reason": "why (required)",
+@task(help={"id": "dead letter id", "reason": "why (required; at most 4096 characters)",
             "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
 def discard(c, id=None, reason=None, operator=None, env="local", db_url=None):
     """Close an OPEN dead letter with a reason; history is kept (audited)."""
     with clean_errors(*_db_errors()):
         dl_id, who = parse_id(id), _operator(operator)
+        check_text("--reason", reason, _bounds()[0])
         done = _dead_letters(env, db_url).discard(dl_id, who, reason or "")
     print(f"dead letter {done.id} discarded by {done.resolved_by}: {done.resolution_reason}")

@@ -13,6 +13,9 @@ Invariants, and what enforces each:
 * **Discard needs a reason** and deletes nothing.
 * **Every action is audited** in ``background_operator_audit`` (append-only by trigger),
   in the action's own transaction; a refused action is audited as ``refused`` too.
+* **What an operator stores is bounded** (:data:`MAX_REASON_CHARS`, :data:`MAX_OPERATOR_CHARS`,
+  counted on the stored, printable text): a longer reason or name is refused
+  (:class:`TextTooLong`) before any write, and not audited (the audit would store it).
 """
 
 from __future__ import annotations
@@ -34,9 +37,16 @@ from ledger.errors import (
     DeadLetterNotOpen,
     LedgerNotExpanded,
     ReasonRequired,
+    TextTooLong,
     printable,
 )
 from ledger.runs import RunLedger, RunRecord
+from phasegate.actor import MAX_ACTOR
+
+# An audit is read by people: a reason is a paragraph at most (the ticket holds the rest),
+# and 64 KB of one was enough to stall every operator's dlq.show. A name is an actor's bound.
+MAX_REASON_CHARS = 4096
+MAX_OPERATOR_CHARS = MAX_ACTOR
 
 LIST_SQL = sqlfiles.query(__file__, "deadletter", "list_dead_letters")
 GET_SQL = sqlfiles.query(__file__, "deadletter", "get_dead_letter")
@@ -132,7 +142,7 @@ class DeadLetters:
         ``operator``, the inspection itself is audited (action ``inspect``)."""
         letter = self.get(dead_letter_id)
         if operator:
-            operator = _clean(operator)
+            operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
 
             def record(conn: psycopg.Connection) -> None:
                 with conn.cursor() as cur:
@@ -147,7 +157,8 @@ class DeadLetters:
     def requeue(self, dead_letter_id: int, operator: str,
                 reason: str | None = None) -> RequeueResult:
         """Send an OPEN dead letter back to the queue as a fresh job (see module doc)."""
-        operator, reason = _clean(operator), None if reason is None else _clean(reason)
+        operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
+        reason = None if reason is None else _clean(reason, "reason", MAX_REASON_CHARS)
         new_cid = correlation.new_id()
 
         def act(conn: psycopg.Connection) -> RequeueResult | None:
@@ -173,7 +184,8 @@ class DeadLetters:
 
     def discard(self, dead_letter_id: int, operator: str, reason: str) -> DeadLetter:
         """Close an OPEN dead letter with a (required) reason; nothing is deleted."""
-        operator, reason = _clean(operator), _clean(reason or "")
+        operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
+        reason = _clean(reason or "", "reason", MAX_REASON_CHARS)
         if not reason or not reason.strip():
             raise ReasonRequired()
 
@@ -227,10 +239,14 @@ class DeadLetters:
         return self._act(fetch)  # type: ignore[no-any-return]
 
 
-def _clean(text: str) -> str:
-    # Operator input goes into the audit as one printable line: a NUL or bytes that are not
-    # UTF-8 (argv decoded with surrogateescape) would otherwise fail the audited write.
-    return printable(text)
+def _clean(text: str, what: str, limit: int) -> str:
+    """Operator input as the audit stores it, refused when over ``limit`` characters."""
+    # One printable line: a NUL or bytes that are not UTF-8 (argv decoded with
+    # surrogateescape) would otherwise fail the audited write.
+    clean = printable(text)
+    if len(clean) > limit:
+        raise TextTooLong(what, len(clean), limit)
+    return clean
 
 
 def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,

@@ -83,5 +83,15 @@ class DeadLetterNotOpen(DeadLetterError):
         super().__init__(f"dead letter {dead_letter_id} is {status}, not OPEN: nothing done")
 
 
+class TextTooLong(DeadLetterError):
+    """An operator's text (a reason, a name) is over its bound: refused, not cut, so the
+    audit holds what was meant; nothing was written."""
+
+    def __init__(self, what: str, length: int, limit: int) -> None:
+        self.what, self.length, self.limit = what, length, limit
+        super().__init__(f"{what} is {length} characters, over the {limit}-character limit: "
+                         "nothing done")
+
+
 class ReasonRequired(DeadLetterError):
     """Discarding a dead letter needs a non-empty reason."""

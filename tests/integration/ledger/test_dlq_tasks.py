@@ -116,3 +116,33 @@ def test_env_is_resolved_by_the_rollout_environments() -> None:
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown environment 'nosuchenv'" in lines[0]
+
+
+def _nothing_done(url: str) -> None:
+    assert q(url, "SELECT status::text, resolution_reason FROM background_dead_letter") == [
+        ("OPEN", None)]
+    assert q(url, "SELECT count(*) FROM background_operator_audit") == [(0,)]
+    assert q(url, "SELECT count(*) FROM background_job") == [(1,)]
+
+
+@pytest.mark.parametrize("task", ["dlq.discard", "dlq.requeue"])
+def test_a_reason_over_4096_characters_is_refused_in_one_line(dead, task) -> None:
+    app, dl_id = dead
+    out = invoke(task, "--id", str(dl_id), "--operator", "alice", "--reason", "r" * 5000,
+                 "--db-url", app.test_db_url)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "phasegate: --reason is 5000 characters, over the 4096-character limit: nothing done"]
+    _nothing_done(app.test_db_url)
+
+
+@pytest.mark.parametrize("task", ["dlq.discard", "dlq.requeue", "dlq.show"])
+def test_an_operator_name_over_64_characters_is_refused_not_cut(dead, task) -> None:
+    app, dl_id = dead
+    reason = [] if task == "dlq.show" else ["--reason", "spam"]
+    out = invoke(task, "--id", str(dl_id), "--operator", "o" * 65, *reason,
+                 "--db-url", app.test_db_url)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "phasegate: --operator is 65 characters, over the 64-character limit: nothing done"]
+    _nothing_done(app.test_db_url)

@@ -11,7 +11,8 @@ from psycopg.types.json import Jsonb
 
 from ledger import jobs
 from ledger.classify import RetryPolicies, RetryPolicy
-from ledger.errors import ConfigError, PayloadTooLarge
+from ledger.deadletter import MAX_OPERATOR_CHARS, MAX_REASON_CHARS
+from ledger.errors import ConfigError, PayloadTooLarge, TextTooLong
 from ledger.runner import MAX_PAYLOAD_BYTES
 from tests.integration.ledger.conftest import q
 
@@ -148,3 +149,55 @@ def test_a_100_mb_payload_never_reaches_the_workers_memory(make_app) -> None:
     assert peak < 10 * 1024 * 1024, f"the worker allocated {peak} bytes"
     assert q(app.test_db_url, "SELECT octet_length(payload::text) > 100 * 1024 * 1024 "
              "FROM background_dead_letter") == [(True,)]
+
+
+# --------------------------------------------------------------------------- operator text
+
+
+def _dead_letter(app) -> int:
+    def fail(ctx) -> None:
+        raise ValueError("bad address")
+
+    app.runner.register("email", fail)
+    app.enqueue_job("email", {"to": "x"})
+    assert app.run_one().outcome == "dead"
+    return q(app.test_db_url, "SELECT max(id) FROM background_dead_letter")[0][0]
+
+
+def _untouched(app, dl_id: int) -> None:
+    assert q(app.test_db_url, "SELECT status::text, resolved_by, resolution_reason FROM "
+             "background_dead_letter WHERE id = %s", (dl_id,)) == [("OPEN", None, None)]
+    assert q(app.test_db_url, "SELECT count(*) FROM background_operator_audit") == [(0,)]
+    assert q(app.test_db_url, "SELECT count(*) FROM background_job") == [(1,)]
+
+
+def test_a_reason_over_the_bound_is_refused_before_any_write(make_app) -> None:
+    app = make_app("dual", policies=ONE_SHOT)
+    dl_id = _dead_letter(app)
+    dl = app.dead_letters
+    too_long = "r" * (MAX_REASON_CHARS + 1)
+    for act in (lambda: dl.discard(dl_id, "alice", too_long),
+                lambda: dl.requeue(dl_id, "alice", too_long)):
+        with pytest.raises(TextTooLong) as refused:
+            act()
+        assert str(refused.value) == (f"reason is {MAX_REASON_CHARS + 1} characters, over the "
+                                      f"{MAX_REASON_CHARS}-character limit: nothing done")
+    _untouched(app, dl_id)
+    # Escapes count: the bound is on the stored text (a NUL is stored as four characters).
+    with pytest.raises(TextTooLong):
+        dl.discard(dl_id, "alice", "\x00" * (MAX_REASON_CHARS // 4 + 1))
+    _untouched(app, dl_id)
+    done = dl.discard(dl_id, "alice", "r" * MAX_REASON_CHARS)
+    assert done.resolution_reason == "r" * MAX_REASON_CHARS
+
+
+def test_an_operator_name_over_the_bound_is_refused_before_any_write(make_app) -> None:
+    app = make_app("dual", policies=ONE_SHOT)
+    dl_id = _dead_letter(app)
+    dl = app.dead_letters
+    name = "o" * (MAX_OPERATOR_CHARS + 1)
+    for act in (lambda: dl.discard(dl_id, name, "spam"), lambda: dl.requeue(dl_id, name),
+                lambda: dl.show(dl_id, operator=name)):
+        with pytest.raises(TextTooLong, match="operator is"):
+            act()
+    _untouched(app, dl_id)
