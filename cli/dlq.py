@@ -8,6 +8,7 @@ parsed here; what ``list`` and ``show`` print is ``cli/dlq_render.py``.
 from __future__ import annotations
 
 import os
+import shlex
 from datetime import timedelta
 
 from invoke import task
@@ -16,7 +17,7 @@ from cli.base import clean_errors, project_dir
 from phasegate.actor import resolve_actor
 from phasegate.durations import parse_duration
 from phasegate.errors import ConfigError
-from phasegate.text import printable
+from phasegate.text import mask_secrets, printable
 
 ENV_HELP = "environment to act on (default local)"
 URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
@@ -36,6 +37,42 @@ def parse_id(text: object) -> int:
     if value <= 0:
         raise ConfigError(f"--id must be a positive number, not {value}")
     return value
+
+
+def parse_limit(text: object) -> int:
+    """--limit: a page size from 1 to 1000 (ledger.deadletter.MAX_PAGE), 100 when not given;
+    else a ConfigError."""
+    from ledger.deadletter import DEFAULT_PAGE, page_size
+
+    return DEFAULT_PAGE if text is None else page_size(text, "--limit")
+
+
+def parse_cursor(text: object):  # type: ignore[no-untyped-def]
+    """--cursor: the token a previous page printed -> a ``PageCursor``; else a ConfigError."""
+    from ledger.deadletter import PageCursor
+
+    return PageCursor.parse(str(text), "--cursor")
+
+
+def next_page_command(token: str, *, function: str | None = None,
+                      error_class: str | None = None, older_than: str | None = None,
+                      status: str = "OPEN", limit: int | None = None, fmt: str = "table",
+                      env: str = "local", db_url: str | None = None) -> str:
+    """The command line that prints the page after this one: the same flags (those not at
+    their default), then ``--cursor``. A password in --db-url is masked, never printed."""
+    from ledger.deadletter import DEFAULT_PAGE
+
+    args = ["invoke", "dlq.list"]
+    for flag, value, default in (("--function", function, None),
+                                 ("--error-class", error_class, None),
+                                 ("--older-than", older_than, None), ("--status", status, "OPEN"),
+                                 ("--limit", limit, DEFAULT_PAGE), ("--format", fmt, "table"),
+                                 ("--env", env, "local")):
+        if value is not None and value != default:
+            args += [flag, str(value)]
+    if db_url:
+        args += ["--db-url", mask_secrets(db_url)]
+    return shlex.join([*args, "--cursor", token])
 
 
 def check_format(fmt: str) -> str:
@@ -96,11 +133,13 @@ def _operator(operator: str | None) -> str:
 @task(name="list", help={
     "function": "only this function (job type)", "error_class": "retriable | terminal",
     "older_than": "only dead letters older than this (30m, 1h, 2d)",
-    "status": "OPEN (default), REQUEUED, DISCARDED or all", "limit": "at most this many",
+    "status": "OPEN (default), REQUEUED, DISCARDED or all",
+    "limit": "at most this many on a page, 1 to 1000 (default 100)",
+    "cursor": "the page after this token (printed below each page that has a next one)",
     "format": "table | json", "env": ENV_HELP, "db_url": URL_HELP})
-def list_(c, function=None, error_class=None, older_than=None, status="OPEN", limit=100,
-          format="table", env="local", db_url=None):
-    """List dead letters (newest first)."""
+def list_(c, function=None, error_class=None, older_than=None, status="OPEN", limit=None,
+          cursor=None, format="table", env="local", db_url=None):
+    """List dead letters (newest first), a page at a time."""
     from cli import dlq_render
 
     with clean_errors(*_db_errors()):
@@ -112,13 +151,18 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
         wanted = None if status.lower() == "all" else status.upper()
         if wanted not in (None, "OPEN", "REQUEUED", "DISCARDED"):
             raise ConfigError(f"--status must be OPEN, REQUEUED, DISCARDED or all, not {status!r}")
-        letters = _dead_letters(env, db_url).list(function=function, error_class=klass,
-                                                  older_than=age, status=wanted,
-                                                  limit=int(limit))
+        size = parse_limit(limit)
+        after = None if cursor is None else parse_cursor(cursor)
+        page = _dead_letters(env, db_url).page(function=function, error_class=klass,
+                                               older_than=age, status=wanted, limit=size,
+                                               after=after)
+        following = None if page.next_cursor is None else next_page_command(
+            page.next_cursor.token(), function=function, error_class=error_class,
+            older_than=older_than, status=status, limit=size, fmt=fmt, env=env, db_url=db_url)
         if fmt == "json":
-            print(dlq_render.to_json(letters))
+            print(dlq_render.page_json(page, following))
         else:
-            dlq_render.print_letters(letters)
+            dlq_render.print_letters(page.letters, following)
 
 
 @task(help={"id": "dead letter id", "format": "table | json",

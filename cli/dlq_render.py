@@ -15,8 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from ledger.deadletter import DeadLetter, DeadLetterDetail
+from ledger.deadletter import DeadLetter, DeadLetterDetail, DeadLetterPage
 from phasegate.text import printable
 
 
@@ -37,13 +38,23 @@ def to_json(obj: Any) -> str:
     return json.dumps(_plain(asdict(obj)), indent=2, default=str)
 
 
+def page_json(page: DeadLetterPage, next_page: str | None) -> str:
+    """A page as JSON: its dead letters, the cursor of the next page and the command that
+    prints it (both null on the last page)."""
+    return json.dumps({"dead_letters": [_plain(asdict(d)) for d in page.letters],
+                       "next_cursor": page.next_cursor and page.next_cursor.token(),
+                       "next_page": next_page}, indent=2, default=str)
+
+
 def _safe(value: object, limit: int | None = None) -> str:
     """Text from the database as inert output: no Rich markup, no terminal escapes (error
     texts, reasons and names come from jobs and operators, not from us)."""
     return escape(printable("" if value is None else str(value), limit))
 
 
-def print_letters(letters: Sequence[DeadLetter], console: Console | None = None) -> None:
+def print_letters(letters: Sequence[DeadLetter], next_page: str | None = None,
+                  console: Console | None = None) -> None:
+    """The page as a table, then the command that prints the next page, if there is one."""
     console = console or Console()
     table = Table(title=f"dead letters ({len(letters)})")
     for col in ("id", "job", "function", "class", "attempts", "status", "dead at", "last error"):
@@ -52,6 +63,10 @@ def print_letters(letters: Sequence[DeadLetter], console: Console | None = None)
         table.add_row(str(d.id), str(d.job_id), _safe(d.job_type), d.error_class, str(d.attempts),
                       d.status, f"{d.dead_at:%Y-%m-%d %H:%M:%S}", _safe(d.last_error, 60))
     console.print(table)
+    if next_page:
+        # Text, not markup: the command repeats the operator's filters verbatim; soft_wrap
+        # keeps it one line, to copy and paste whole.
+        console.print(Text(f"next page: {printable(next_page)}"), soft_wrap=True)
 
 
 def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> None:

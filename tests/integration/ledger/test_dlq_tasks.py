@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,9 @@ def test_list_show_requeue_discard(dead) -> None:
     url = app.test_db_url
     out = invoke("dlq.list", "--db-url", url, "--format", "json")
     assert out.returncode == 0, out.stderr
-    assert [d["id"] for d in json.loads(out.stdout)] == [dl_id]
+    listed = json.loads(out.stdout)
+    assert [d["id"] for d in listed["dead_letters"]] == [dl_id]
+    assert listed["next_cursor"] is None and listed["next_page"] is None
     table = invoke("dlq.list", "--db-url", url, "--error-class", "terminal")
     assert table.returncode == 0 and "bad address" in table.stdout
     shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--format", "json",
@@ -87,6 +90,11 @@ def test_the_actor_variable_names_the_operator_before_the_login(dead) -> None:
 
 @pytest.mark.parametrize("args, expect", [
     (["dlq.list", "--older-than", "soon"], "--older-than"),
+    (["dlq.list", "--limit", "abc"], "--limit must be a whole number from 1 to 1000"),
+    (["dlq.list", "--limit", "0"], "--limit must be a whole number from 1 to 1000"),
+    (["dlq.list", "--limit", "99999999999999999999"], "--limit must be"),
+    (["dlq.list", "--limit", "1001"], "--limit must be"),
+    (["dlq.list", "--cursor", "yesterday"], "--cursor must be the token"),
     (["dlq.show", "--id", "abc"], "--id"),
     (["dlq.show", "--id", "424242"], "does not exist"),
 ])
@@ -146,3 +154,32 @@ def test_an_operator_name_over_64_characters_is_refused_not_cut(dead, task) -> N
     assert out.stderr.strip().splitlines() == [
         "phasegate: --operator is 65 characters, over the 64-character limit: nothing done"]
     _nothing_done(app.test_db_url)
+
+
+def test_list_pages_with_a_cursor_and_prints_the_next_command(dead) -> None:
+    app, first = dead
+    for _ in range(2):
+        app.enqueue_job("email", {"to": "y"})
+    app.runner.run_until_empty()
+    url = app.test_db_url
+    newest_first = [r[0] for r in q(url, "SELECT id FROM background_dead_letter "
+                                    "ORDER BY dead_at DESC, id DESC")]
+    assert len(newest_first) == 3
+
+    table = invoke("dlq.list", "--limit", "2", "--db-url", url)
+    assert table.returncode == 0, table.stderr
+    (line,) = [ln for ln in table.stdout.splitlines() if ln.startswith("next page: ")]
+    command = shlex.split(line.removeprefix("next page: "))
+    assert command[:4] == ["invoke", "dlq.list", "--limit", "2"] and command[-2] == "--cursor"
+    rest = invoke(*command[1:])  # exactly the printed command (this URL has no password)
+    assert rest.returncode == 0, rest.stderr
+    assert "next page" not in rest.stdout and f"│ {newest_first[2]} " in rest.stdout
+
+    page = json.loads(invoke("dlq.list", "--limit", "2", "--format", "json",
+                             "--db-url", url).stdout)
+    assert [d["id"] for d in page["dead_letters"]] == newest_first[:2]
+    assert page["next_page"].endswith(f"--cursor {page['next_cursor']}")
+    last = json.loads(invoke("dlq.list", "--limit", "2", "--format", "json", "--db-url", url,
+                             "--cursor", page["next_cursor"]).stdout)
+    assert [d["id"] for d in last["dead_letters"]] == newest_first[2:]
+    assert last["next_cursor"] is None and last["next_page"] is None

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from ledger import jobs
 from ledger.classify import RetryPolicies, RetryPolicy
-from ledger.deadletter import MAX_OPERATOR_CHARS, MAX_REASON_CHARS
+from ledger.deadletter import LIST_PAYLOAD_BYTES, MAX_OPERATOR_CHARS, MAX_REASON_CHARS
 from ledger.errors import ConfigError, PayloadTooLarge, TextTooLong
 from ledger.runner import MAX_PAYLOAD_BYTES
 from tests.integration.ledger.conftest import q
@@ -201,3 +201,65 @@ def test_an_operator_name_over_the_bound_is_refused_before_any_write(make_app) -
         with pytest.raises(TextTooLong, match="operator is"):
             act()
     _untouched(app, dl_id)
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def _dead_letters(app, count: int, **payload) -> list[int]:
+    def fail(ctx) -> None:
+        raise ValueError("bad address")
+
+    app.runner.register("email", fail)
+    for _ in range(count):
+        app.enqueue_job("email", payload or {"to": "x"})
+    assert [o.outcome for o in app.runner.run_until_empty()] == ["dead"] * count
+    return [r[0] for r in q(app.test_db_url, "SELECT id FROM background_dead_letter ORDER BY id")]
+
+
+def _walk(dl, **kw) -> list[list[int]]:
+    pages, after = [], None
+    while True:
+        page = dl.page(after=after, **kw)
+        pages.append([d.id for d in page.letters])
+        if page.next_cursor is None:
+            return pages
+        after = page.next_cursor
+
+
+def test_pages_walk_every_dead_letter_once_newest_first_by_dead_at_then_id(make_app) -> None:
+    app = make_app("dual", policies=ONE_SHOT)
+    ids = _dead_letters(app, 7)
+    # Ties on dead_at (one transaction's now()) and dead_at out of id order: the key orders both.
+    q(app.test_db_url, "UPDATE background_dead_letter SET dead_at = '2026-01-01T00:00:00Z' "
+      "WHERE id = ANY(%s)", (ids[1:5],))
+    q(app.test_db_url, "UPDATE background_dead_letter SET dead_at = '2025-01-01T00:00:00Z' "
+      "WHERE id = %s", (ids[6],))
+    expected = [r[0] for r in q(app.test_db_url, "SELECT id FROM background_dead_letter "
+                                "ORDER BY dead_at DESC, id DESC")]
+    assert expected == [ids[5], ids[0], ids[4], ids[3], ids[2], ids[1], ids[6]]
+    assert _walk(app.dead_letters, limit=3) == [expected[:3], expected[3:6], expected[6:]]
+    assert _walk(app.dead_letters, limit=7) == [expected]
+    assert _walk(app.dead_letters, limit=1000, function="email", status=None) == [expected]
+
+
+def test_a_dead_letter_added_between_pages_neither_repeats_nor_skips_a_row(make_app) -> None:
+    app = make_app("dual", policies=ONE_SHOT)
+    ids = _dead_letters(app, 4)
+    first = app.dead_letters.page(limit=2)
+    newer = _dead_letters(app, 1)[-1]
+    second = app.dead_letters.page(limit=2, after=first.next_cursor)
+    seen = [d.id for d in first.letters + second.letters]
+    assert sorted(seen) == ids and newer not in seen and second.next_cursor is None
+
+
+def test_a_page_is_bounded_and_leaves_out_big_payloads(make_app) -> None:
+    app = make_app("dual", policies=ONE_SHOT)
+    big = {"blob": "y" * LIST_PAYLOAD_BYTES}
+    (dl_id,) = _dead_letters(app, 1, **big)
+    (letter,) = app.dead_letters.list()
+    assert letter.payload is None and letter.payload_omitted_bytes == jobs.payload_size(big)
+    assert app.dead_letters.show(dl_id).letter.payload == big  # whole where asked for by id
+    for bad in (0, 1001, "abc", 10**20):
+        with pytest.raises(ConfigError, match="limit must be a whole number from 1 to 1000"):
+            app.dead_letters.page(limit=bad)
