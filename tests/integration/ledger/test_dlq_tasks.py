@@ -183,3 +183,29 @@ def test_list_pages_with_a_cursor_and_prints_the_next_command(dead) -> None:
                              "--cursor", page["next_cursor"]).stdout)
     assert [d["id"] for d in last["dead_letters"]] == newest_first[2:]
     assert last["next_cursor"] is None and last["next_page"] is None
+
+
+def test_show_and_list_of_huge_stored_texts_are_bounded_tables_and_whole_json(dead) -> None:
+    """Texts stored before the bounds (or by SQL): a 64 KB reason and a 1 MB error. The
+    tables cut them and say so; JSON has them whole. (Sizes, not times: see the unit test.)"""
+    app, dl_id = dead
+    url = app.test_db_url
+    reason, error = "r" * 64 * 1024, "e" * 1024 * 1024
+    q(url, "UPDATE background_dead_letter SET status = 'DISCARDED', resolved_at = now(), "
+      "resolved_by = 'old', resolution_reason = %s, last_error = %s", (reason, error))
+    q(url, "INSERT INTO background_operator_audit (operator, action, target_kind, target_id, "
+      "outcome, reason) VALUES ('old', 'discard', 'dead_letter', %s, 'ok', %s)",
+      (str(dl_id), reason))
+    shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--operator", "erin")
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout) < 20_000 and f"({len(reason) - 1000} more, see --format json)" \
+        in shown.stdout
+    whole = json.loads(invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--operator",
+                              "erin", "--format", "json").stdout)
+    assert whole["letter"]["resolution_reason"] == reason and whole["letter"]["last_error"] == error
+    assert whole["audit"][0]["reason"] == reason
+    listed = invoke("dlq.list", "--status", "all", "--db-url", url)
+    assert listed.returncode == 0 and len(listed.stdout) < 20_000, listed.stderr
+    page = json.loads(invoke("dlq.list", "--status", "all", "--db-url", url, "--format",
+                             "json").stdout)
+    assert page["dead_letters"][0]["last_error"] == error
