@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger.classify import RetryPolicies, RetryPolicy
-from tests.integration.ledger.conftest import q
+from tests.integration.ledger.conftest import q, seed_history
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -191,11 +191,12 @@ def test_show_and_list_of_huge_stored_texts_are_bounded_tables_and_whole_json(de
     app, dl_id = dead
     url = app.test_db_url
     reason, error = "r" * 64 * 1024, "e" * 1024 * 1024
-    q(url, "UPDATE background_dead_letter SET status = 'DISCARDED', resolved_at = now(), "
-      "resolved_by = 'old', resolution_reason = %s, last_error = %s", (reason, error))
-    q(url, "INSERT INTO background_operator_audit (operator, action, target_kind, target_id, "
-      "outcome, reason) VALUES ('old', 'discard', 'dead_letter', %s, 'ok', %s)",
-      (str(dl_id), reason))
+    seed_history(url, "UPDATE background_dead_letter SET status = 'DISCARDED', resolved_at = "
+                 "now(), resolved_by = 'old', resolution_reason = %s, last_error = %s",
+                 (reason, error))
+    seed_history(url, "INSERT INTO background_operator_audit (operator, action, target_kind, "
+                 "target_id, outcome, reason) VALUES ('old', 'discard', 'dead_letter', %s, "
+                 "'ok', %s)", (str(dl_id), reason))
     shown = invoke("dlq.show", "--id", str(dl_id), "--db-url", url, "--operator", "erin")
     assert shown.returncode == 0, shown.stderr
     assert len(shown.stdout) < 20_000 and f"({len(reason) - 1000} more, see --format json)" \

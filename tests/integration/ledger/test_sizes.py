@@ -14,7 +14,7 @@ from ledger.classify import RetryPolicies, RetryPolicy
 from ledger.deadletter import LIST_PAYLOAD_BYTES, MAX_OPERATOR_CHARS, MAX_REASON_CHARS
 from ledger.errors import ConfigError, PayloadTooLarge, TextTooLong
 from ledger.runner import MAX_PAYLOAD_BYTES
-from tests.integration.ledger.conftest import q
+from tests.integration.ledger.conftest import q, seed_history
 
 ONE_SHOT = RetryPolicies(default=RetryPolicy(max_attempts=1, base_seconds=0))
 
@@ -231,10 +231,10 @@ def test_pages_walk_every_dead_letter_once_newest_first_by_dead_at_then_id(make_
     app = make_app("dual", policies=ONE_SHOT)
     ids = _dead_letters(app, 7)
     # Ties on dead_at (one transaction's now()) and dead_at out of id order: the key orders both.
-    q(app.test_db_url, "UPDATE background_dead_letter SET dead_at = '2026-01-01T00:00:00Z' "
-      "WHERE id = ANY(%s)", (ids[1:5],))
-    q(app.test_db_url, "UPDATE background_dead_letter SET dead_at = '2025-01-01T00:00:00Z' "
-      "WHERE id = %s", (ids[6],))
+    seed_history(app.test_db_url, "UPDATE background_dead_letter SET dead_at = "
+                 "'2026-01-01T00:00:00Z' WHERE id = ANY(%s)", (ids[1:5],))
+    seed_history(app.test_db_url, "UPDATE background_dead_letter SET dead_at = "
+                 "'2025-01-01T00:00:00Z' WHERE id = %s", (ids[6],))
     expected = [r[0] for r in q(app.test_db_url, "SELECT id FROM background_dead_letter "
                                 "ORDER BY dead_at DESC, id DESC")]
     assert expected == [ids[5], ids[0], ids[4], ids[3], ids[2], ids[1], ids[6]]

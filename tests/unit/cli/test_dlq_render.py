@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
 from rich.console import Console
@@ -16,25 +18,31 @@ from cli import dlq_render
 from ledger.deadletter import AuditEntry, DeadLetter, DeadLetterDetail, DeadLetterPage
 from ledger.runs import RunRecord
 
+T = TypeVar("T")
 NOW = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 SIZES = [64 * 1024, 1024 * 1024]  # 64 KB first: the old code fails it in seconds, not hours
 BOUND = 20_000  # characters of rendered output, whatever the stored texts' size
 
 
-def _letter(text: str, **kw) -> DeadLetter:
+def _make(cls: type[T], **values: Any) -> T:
+    """A record by field name; a field not given is None (records grow fields over time)."""
+    return cls(**{f.name: values.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _letter(text: str, **kw: Any) -> DeadLetter:
     values = dict(id=7, job_id=9, job_type="email", payload={"to": "x"}, error_class="TERMINAL",
                   last_error=text, attempts=1, correlation_id="cid", status="DISCARDED",
-                  dead_at=NOW, resolved_at=NOW, resolved_by="alice", resolution_reason=text,
-                  requeued_job_id=None)
-    return DeadLetter(**{**values, **kw})
+                  dead_at=NOW, resolved_at=NOW, resolved_by="alice", resolution_reason=text)
+    return _make(DeadLetter, **{**values, **kw})
 
 
 def _detail(text: str) -> DeadLetterDetail:
     run = RunRecord(run_key="email:job-9:1", function_name="email", run_id="job-9", attempt=1,
                     status="FAILED", started_at=NOW, error_class="TERMINAL",
                     terminal_error=text)
-    return DeadLetterDetail(_letter(text), [run], [AuditEntry("alice", "discard", "ok", text,
-                                                              {}, NOW)])
+    audit = _make(AuditEntry, operator="alice", action="discard", outcome="ok", reason=text,
+                  detail={}, at=NOW)
+    return DeadLetterDetail(_letter(text), [run], [audit])
 
 
 def _rendered(draw, *args) -> str:
