@@ -50,20 +50,27 @@ class JobSender:
     ledger row and log line): cron tick -> dispatch -> job -> attempts, one correlation id."""
 
     def __init__(self, db: Database, modes: ModeSource, job_type: str,
-                 max_attempts: int = 5) -> None:
+                 max_attempts: int = 5, max_payload_bytes: int = jobs.MAX_PAYLOAD_BYTES) -> None:
         self.db, self.modes, self.job_type, self.max_attempts = db, modes, job_type, max_attempts
+        self.max_payload_bytes = jobs.payload_limit(max_payload_bytes)
 
     def send(self, event: DispatchEvent) -> str:
         job_id = jobs.enqueue(self.db, self.job_type, event.payload,
                               with_ledger_columns=self.modes.modes().writes_db,
                               max_attempts=self.max_attempts,
                               correlation_id=event.correlation_id,
-                              dispatch_key=event.dispatch_key)
+                              dispatch_key=event.dispatch_key,
+                              max_payload_bytes=self.max_payload_bytes)
         return f"job:{job_id}"
 
 
 class LedgerApp:
-    """The dispatch ledger, run ledger, status store, runner and dead letters, wired."""
+    """The dispatch ledger, run ledger, status store, runner and dead letters, wired.
+
+    ``max_payload_bytes`` (default :data:`ledger.jobs.MAX_PAYLOAD_BYTES`, 1 MiB) bounds a
+    job's payload, as JSON text in UTF-8 bytes: :meth:`enqueue_job` refuses a bigger one
+    before writing, and the runner dead-letters one (put there by other means) without
+    loading it."""
 
     def __init__(self, db_url: str, redis_url: str, *, flag_ttl: float | None = None,
                  handlers: Mapping[str, Handler] | None = None,
@@ -74,14 +81,18 @@ class LedgerApp:
                  heartbeat_seconds: float | None = None,
                  policies: RetryPolicies | None = None,
                  classifier: ErrorClassifier | None = None, pool_size: int = 10,
-                 dispatch_job_type: str | None = None) -> None:
+                 dispatch_job_type: str | None = None,
+                 max_payload_bytes: int = jobs.MAX_PAYLOAD_BYTES) -> None:
+        # Checked first: a bad limit must not leave a pool and a client open behind it.
+        self.max_payload_bytes = jobs.payload_limit(max_payload_bytes)
         self.db = Database(db_url, pool_size=pool_size)
         self.redis = redis_client(redis_url)
         self.flags = FlagReader(self.db.engine, ttl=flag_ttl)
         self.modes = ModeSource(self.flags)
         self.counters = Counters()
         if sender is None and dispatch_job_type is not None:
-            sender = JobSender(self.db, self.modes, dispatch_job_type)
+            sender = JobSender(self.db, self.modes, dispatch_job_type,
+                               max_payload_bytes=self.max_payload_bytes)
         self.runs = RunLedger(self.db)
         self.status = JobStatusStore(self.db, self.redis, self.modes, self.runs,
                                      counters=self.counters)
@@ -92,7 +103,7 @@ class LedgerApp:
         self.runner = JobRunner(self.db, self.status, self.modes, handlers, effects=self.effects,
                                 worker_id=worker_id, lease_seconds=lease_seconds,
                                 heartbeat_seconds=heartbeat_seconds, classifier=classifier,
-                                policies=policies)
+                                policies=policies, max_payload_bytes=self.max_payload_bytes)
         self.dead_letters = DeadLetters(self.db)
 
     def dispatch(self, source: str, at: datetime | None = None,
@@ -104,12 +115,13 @@ class LedgerApp:
     def enqueue_job(self, job_type: str, payload: Mapping[str, Any] | None = None, *,
                     max_attempts: int = 5, run_at: datetime | None = None,
                     correlation_id: str | None = None, dispatch_key: str | None = None) -> int:
-        """Insert a PENDING job (correlation id and dispatch key kept once expanded)."""
+        """Insert a PENDING job (correlation id and dispatch key kept once expanded); a
+        payload over ``max_payload_bytes`` is refused (:class:`PayloadTooLarge`), unwritten."""
         with_ledger = self.modes.modes().writes_db
         return jobs.enqueue(self.db, job_type, payload, with_ledger_columns=with_ledger,
                             max_attempts=max_attempts, run_at=run_at,
                             correlation_id=correlation.ensure(correlation_id),
-                            dispatch_key=dispatch_key)
+                            dispatch_key=dispatch_key, max_payload_bytes=self.max_payload_bytes)
 
     def run_one(self) -> RunOutcome | None:
         """Claim and run one due job; None when nothing is due."""

@@ -13,14 +13,18 @@ Invariants, and what enforces each:
 * **Discard needs a reason** and deletes nothing.
 * **Every action is audited** in ``background_operator_audit`` (append-only by trigger),
   in the action's own transaction; a refused action is audited as ``refused`` too.
+* **What an operator stores is bounded** (:data:`MAX_REASON_CHARS`, :data:`MAX_OPERATOR_CHARS`,
+  counted on the stored, printable text): a longer reason or name is refused
+  (:class:`TextTooLong`) before any write, and not audited (the audit would store it).
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -30,13 +34,27 @@ from psycopg.types.json import Jsonb
 from ledger import correlation, sqlfiles
 from ledger.db import Database
 from ledger.errors import (
+    ConfigError,
     DeadLetterNotFound,
     DeadLetterNotOpen,
     LedgerNotExpanded,
     ReasonRequired,
+    TextTooLong,
     printable,
 )
 from ledger.runs import RunLedger, RunRecord
+from phasegate.actor import MAX_ACTOR
+
+# An audit is read by people: a reason is a paragraph at most (the ticket holds the rest),
+# and 64 KB of one was enough to stall every operator's dlq.show. A name is an actor's bound.
+MAX_REASON_CHARS = 4096
+MAX_OPERATOR_CHARS = MAX_ACTOR
+# A page of dead letters: 100 unless asked, never more than 1000 (a terminal, or a script,
+# gets a bounded answer; the cursor walks the rest).
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+# A page carries each payload up to this size; a bigger one is left out (its size is given)
+# so that 1000 rows cannot mean 1000 documents. ``show`` returns it whole.
+LIST_PAYLOAD_BYTES = 64 * 1024
 
 LIST_SQL = sqlfiles.query(__file__, "deadletter", "list_dead_letters")
 GET_SQL = sqlfiles.query(__file__, "deadletter", "get_dead_letter")
@@ -67,12 +85,67 @@ class DeadLetter:
     resolved_by: str | None
     resolution_reason: str | None
     requeued_job_id: int | None
+    # Set by list/page when the payload was over LIST_PAYLOAD_BYTES and left out (None).
+    payload_omitted_bytes: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DeadLetter:
         values: dict[str, Any] = {k: (str(v) if k in ("status", "error_class") else v)
                                   for k, v in row.items()}
         return cls(**values)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TOKEN = re.compile(r"(?P<us>[0-9]{1,18})-(?P<id>[0-9]{1,19})")
+_MAX_ID = 2**63 - 1  # bigint
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where a page ended: its last row's ``(dead_at, id)``. The next page is the rows
+    strictly older in that order (keyset paging: stable under inserts, an index range)."""
+
+    dead_at: datetime
+    id: int
+
+    @classmethod
+    def after(cls, letter: DeadLetter) -> PageCursor:
+        return cls(letter.dead_at, letter.id)
+
+    def token(self) -> str:
+        """``<dead_at in microseconds since 1970>-<id>``: exact (no float), shell-safe."""
+        return f"{(self.dead_at - _EPOCH) // timedelta(microseconds=1)}-{self.id}"
+
+    @classmethod
+    def parse(cls, token: str, name: str = "cursor") -> PageCursor:
+        """The cursor a :meth:`token` wrote, or a ConfigError naming ``name``."""
+        m = _TOKEN.fullmatch(str(token).strip())
+        try:
+            if m is None or not 0 < int(m["id"]) <= _MAX_ID:
+                raise ValueError(token)
+            return cls(_EPOCH + timedelta(microseconds=int(m["us"])), int(m["id"]))
+        except (ValueError, OverflowError):
+            raise ConfigError(f"{name} must be the token a previous dlq.list printed "
+                              f"(like 1714532400123456-42), not {printable(str(token), 80)!r}"
+                              ) from None
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """One page of dead letters, newest first, and the cursor of the next (None: the last)."""
+
+    letters: list[DeadLetter]
+    next_cursor: PageCursor | None
+
+
+def page_size(limit: object, name: str = "limit") -> int:
+    """``limit`` (a number or its text) as a page size, 1 to :data:`MAX_PAGE`, or a
+    ConfigError naming ``name``. Digits only: no sign, no float, no 20-digit overflow."""
+    text = str(limit).strip()
+    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_PAGE:
+        raise ConfigError(f"{name} must be a whole number from 1 to {MAX_PAGE}, "
+                          f"not {printable(text, 40)!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -110,16 +183,32 @@ class DeadLetters:
 
     def list(self, *, function: str | None = None, error_class: str | None = None,
              older_than: timedelta | None = None, status: str | None = "OPEN",
-             limit: int = 100) -> builtins.list[DeadLetter]:
-        """Dead letters, newest first, filtered by job type, error class, age and status."""
+             limit: int = DEFAULT_PAGE) -> builtins.list[DeadLetter]:
+        """Dead letters, newest first, filtered by job type, error class, age and status
+        (the first page: at most ``limit``, 1 to :data:`MAX_PAGE`)."""
+        return self.page(function=function, error_class=error_class, older_than=older_than,
+                         status=status, limit=limit).letters
+
+    def page(self, *, function: str | None = None, error_class: str | None = None,
+             older_than: timedelta | None = None, status: str | None = "OPEN",
+             limit: int = DEFAULT_PAGE, after: PageCursor | None = None) -> DeadLetterPage:
+        """One page of :meth:`list`'s dead letters, the one after ``after`` (a previous
+        page's ``next_cursor``); payloads over :data:`LIST_PAYLOAD_BYTES` are left out."""
+        size = page_size(limit)
         params = {
             "job_type": None if function is None else printable(function),
             "status": None if status is None else status.upper(),
             "error_class": None if error_class is None else error_class.upper(),
             "older_than": None if older_than is None else older_than.total_seconds(),
-            "limit": limit,
+            "after_dead_at": None if after is None else after.dead_at,
+            "after_id": None if after is None else after.id,
+            "max_payload_bytes": LIST_PAYLOAD_BYTES,
+            "limit": size + 1,  # one more than shown: is there a next page?
         }
-        return [DeadLetter.from_row(r) for r in self._fetch(LIST_SQL, params)]
+        letters = [DeadLetter.from_row(r) for r in self._fetch(LIST_SQL, params)]
+        more = len(letters) > size
+        letters = letters[:size]
+        return DeadLetterPage(letters, PageCursor.after(letters[-1]) if more else None)
 
     def get(self, dead_letter_id: int) -> DeadLetter:
         rows = self._fetch(GET_SQL, {"id": dead_letter_id})
@@ -132,7 +221,7 @@ class DeadLetters:
         ``operator``, the inspection itself is audited (action ``inspect``)."""
         letter = self.get(dead_letter_id)
         if operator:
-            operator = _clean(operator)
+            operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
 
             def record(conn: psycopg.Connection) -> None:
                 with conn.cursor() as cur:
@@ -147,7 +236,8 @@ class DeadLetters:
     def requeue(self, dead_letter_id: int, operator: str,
                 reason: str | None = None) -> RequeueResult:
         """Send an OPEN dead letter back to the queue as a fresh job (see module doc)."""
-        operator, reason = _clean(operator), None if reason is None else _clean(reason)
+        operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
+        reason = None if reason is None else _clean(reason, "reason", MAX_REASON_CHARS)
         new_cid = correlation.new_id()
 
         def act(conn: psycopg.Connection) -> RequeueResult | None:
@@ -173,7 +263,8 @@ class DeadLetters:
 
     def discard(self, dead_letter_id: int, operator: str, reason: str) -> DeadLetter:
         """Close an OPEN dead letter with a (required) reason; nothing is deleted."""
-        operator, reason = _clean(operator), _clean(reason or "")
+        operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
+        reason = _clean(reason or "", "reason", MAX_REASON_CHARS)
         if not reason or not reason.strip():
             raise ReasonRequired()
 
@@ -227,10 +318,14 @@ class DeadLetters:
         return self._act(fetch)  # type: ignore[no-any-return]
 
 
-def _clean(text: str) -> str:
-    # Operator input goes into the audit as one printable line: a NUL or bytes that are not
-    # UTF-8 (argv decoded with surrogateescape) would otherwise fail the audited write.
-    return printable(text)
+def _clean(text: str, what: str, limit: int) -> str:
+    """Operator input as the audit stores it, refused when over ``limit`` characters."""
+    # One printable line: a NUL or bytes that are not UTF-8 (argv decoded with
+    # surrogateescape) would otherwise fail the audited write.
+    clean = printable(text)
+    if len(clean) > limit:
+        raise TextTooLong(what, len(clean), limit)
+    return clean
 
 
 def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,

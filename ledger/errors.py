@@ -62,6 +62,15 @@ class LedgerWriteFailed(LedgerError):
             f"{what} {key}: {store} write failed: {type(cause).__name__}: {mask_secrets(str(cause))}")
 
 
+class PayloadTooLarge(LedgerError):
+    """A job's payload is over the payload limit: nothing was written."""
+
+    def __init__(self, job_type: str, size: int, limit: int) -> None:
+        self.job_type, self.size, self.limit = job_type, size, limit
+        super().__init__(f"job {printable(job_type, 200)!r}: payload is {size} bytes, over the "
+                         f"{limit}-byte limit: pass a reference (an id, a URL), not the document")
+
+
 class LedgerNotExpanded(LedgerError):
     """The reliability tables do not exist yet: the database has not been expanded."""
 
@@ -82,6 +91,16 @@ class DeadLetterNotOpen(DeadLetterError):
     def __init__(self, dead_letter_id: int, status: str) -> None:
         self.dead_letter_id, self.status = dead_letter_id, status
         super().__init__(f"dead letter {dead_letter_id} is {status}, not OPEN: nothing done")
+
+
+class TextTooLong(DeadLetterError):
+    """An operator's text (a reason, a name) is over its bound: refused, not cut, so the
+    audit holds what was meant; nothing was written."""
+
+    def __init__(self, what: str, length: int, limit: int) -> None:
+        self.what, self.length, self.limit = what, length, limit
+        super().__init__(f"{what} is {length} characters, over the {limit}-character limit: "
+                         "nothing done")
 
 
 class ReasonRequired(DeadLetterError):

@@ -7,6 +7,7 @@ which may not exist (or may be being dropped) while ``write_mode`` is ``redis_on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,19 @@ from psycopg.types.json import Jsonb
 from ledger import sqlfiles
 from ledger.classify import RetryPolicies
 from ledger.db import Database
+from ledger.errors import ConfigError, PayloadTooLarge
 from ledger.models import ErrorClass
+
+# The payload limit, the one source for enqueue, the claim and the runner: a job queue carries
+# references, not documents, and a runaway producer must not take a worker's memory with it.
+# Measured as the payload's JSON text in UTF-8 bytes, which is what PostgreSQL sends a worker
+# (``octet_length(payload::text)``) and about what the worker holds once decoded; not the
+# stored size (``pg_column_size``), which TOAST compression makes small for repetitive text
+# (100 MB of one letter is stored in about 1 MB).
+MAX_PAYLOAD_BYTES = 1024 * 1024
+# The range a configured limit may take: from '{}' (the smallest payload) to the largest
+# jsonb PostgreSQL can store (255 MB); anything else is a typo, not a policy.
+PAYLOAD_LIMIT_RANGE = (len("{}"), 0x0FFFFFFF)
 
 # Each statement comes in two forms where the expand phase's columns are involved: without
 # them (redis_only: they may not exist, or may be being dropped) and with them (_LEDGER).
@@ -47,9 +60,12 @@ class ClaimedJob:
 
     id: int
     type: str
-    payload: dict[str, Any]
     attempts: int
     max_attempts: int
+    # None when the claim found the payload over the limit (``payload_bytes`` says by how
+    # much) and so never sent it, and on rescue, which needs no payload.
+    payload: dict[str, Any] | None = None
+    payload_bytes: int | None = None
     locked_by: str | None = None
     correlation_id: str | None = None
     dispatch_key: str | None = None
@@ -60,13 +76,36 @@ def run_id(job_id: int) -> str:
     return f"job-{job_id}"
 
 
+def payload_limit(value: object) -> int:
+    """``value`` as a payload limit in bytes, or a ConfigError saying the allowed range."""
+    low, high = PAYLOAD_LIMIT_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"max_payload_bytes must be a whole number of bytes between {low} "
+                          f"and {high}, not {value!r}")
+    return value
+
+
+def payload_size(payload: Mapping[str, Any]) -> int:
+    """The payload's size as the server will store and send it: its JSON text in UTF-8
+    bytes, spelled as jsonb prints it (``", "`` and ``": "``, non-ASCII as itself). Equal to
+    ``octet_length(payload::text)`` but for numbers in exponent form (jsonb writes 1e20 out)
+    and repeated keys (jsonb keeps the last): the claim's measure in SQL is the authority."""
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
 def enqueue(db: Database, job_type: str, payload: Mapping[str, Any] | None = None, *,
             with_ledger_columns: bool, max_attempts: int = 5, run_at: datetime | None = None,
-            correlation_id: str | None = None, dispatch_key: str | None = None) -> int:
-    """Insert a PENDING job; its id."""
+            correlation_id: str | None = None, dispatch_key: str | None = None,
+            max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> int:
+    """Insert a PENDING job; its id. A payload over ``max_payload_bytes`` is refused
+    (:class:`PayloadTooLarge`) before anything is sent to the database."""
     query = ENQUEUE_LEDGER_SQL if with_ledger_columns else ENQUEUE_SQL
+    body = dict(payload or {})
+    size = payload_size(body)
+    if size > max_payload_bytes:
+        raise PayloadTooLarge(job_type, size, max_payload_bytes)
     # enqueue_job reads only its own parameters; the ledger's two go unused there.
-    params = {"type": job_type, "payload": Jsonb(dict(payload or {})),
+    params = {"type": job_type, "payload": Jsonb(body),
               "max_attempts": max_attempts, "run_at": run_at,
               "correlation_id": correlation_id, "dispatch_key": dispatch_key}
     row = db.run(lambda c: c.execute(query, params).fetchone())
@@ -75,10 +114,14 @@ def enqueue(db: Database, job_type: str, payload: Mapping[str, Any] | None = Non
 
 
 def claim(db: Database, worker_id: str, *, with_ledger_columns: bool,
-          job_types: Sequence[str] | None = None) -> ClaimedJob | None:
-    """Take the oldest due PENDING job (of ``job_types``, if given), or None."""
+          job_types: Sequence[str] | None = None,
+          max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> ClaimedJob | None:
+    """Take the oldest due PENDING job (of ``job_types``, if given), or None. The payload's
+    size is read in SQL first: over ``max_payload_bytes``, the job comes back with
+    ``payload=None`` (and its ``payload_bytes``), so the payload never reaches this process."""
     query = CLAIM_LEDGER_SQL if with_ledger_columns else CLAIM_SQL
-    params = {"worker_id": worker_id, "job_types": list(job_types) if job_types else None}
+    params = {"worker_id": worker_id, "job_types": list(job_types) if job_types else None,
+              "max_payload_bytes": max_payload_bytes}
 
     def take(conn: psycopg.Connection) -> dict[str, Any] | None:
         with conn.cursor(row_factory=dict_row) as cur:
@@ -156,6 +199,8 @@ def _rescue_one(conn: psycopg.Connection, job: ClaimedJob, policies: RetryPolici
 
 
 def _dead_letter_params(job: ClaimedJob, error_class: ErrorClass, error: str) -> dict[str, Any]:
-    return {"job_id": job.id, "job_type": job.type, "payload": Jsonb(job.payload),
+    # No payload: open_dead_letter copies the job's inside the database (it may be one the
+    # claim refused to load, and a rescued job's was never read).
+    return {"job_id": job.id, "job_type": job.type,
             "error_class": error_class.value, "last_error": error, "attempts": job.attempts,
             "correlation_id": job.correlation_id}

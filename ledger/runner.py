@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -44,22 +43,22 @@ log = logging.getLogger("phasegate.ledger.runner")
 
 Handler = Callable[["JobContext"], object]
 
-# A payload larger than this is refused before any handler sees it (a job queue carries
-# references, not documents; a runaway producer must not take a worker's memory with it).
-MAX_PAYLOAD_BYTES = 1024 * 1024
+# Re-exported: the limit lives with enqueue and the claim, which both enforce it.
+MAX_PAYLOAD_BYTES = jobs.MAX_PAYLOAD_BYTES
 
 
 class MalformedPayload(Terminal):
     """The job's payload is not a JSON object or is too large: no attempt can succeed."""
 
 
-def payload_problem(payload: object, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
-    """Why this payload cannot be handed to a handler, or None when it can."""
-    if not isinstance(payload, Mapping):
-        return f"payload must be a JSON object, not {type(payload).__name__}"
-    size = len(json.dumps(payload, separators=(",", ":"), default=str))
-    if size > max_bytes:
-        return f"payload is {size} bytes, over the {max_bytes}-byte limit"
+def payload_problem(job: jobs.ClaimedJob, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
+    """Why this job's payload cannot be handed to a handler, or None when it can. The size
+    was measured by the claim, in SQL: an oversized payload was never loaded (it is None;
+    so is a JSON ``null``, which the size tells apart)."""
+    if job.payload_bytes is not None and job.payload_bytes > max_bytes:
+        return f"payload is {job.payload_bytes} bytes, over the {max_bytes}-byte limit"
+    if not isinstance(job.payload, Mapping):
+        return f"payload must be a JSON object, not {type(job.payload).__name__}"
     return None
 
 
@@ -139,7 +138,7 @@ class JobRunner:
                  policies: RetryPolicies | None = None,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.db, self.status, self.modes = db, status, modes
-        self.max_payload_bytes = max_payload_bytes
+        self.max_payload_bytes = jobs.payload_limit(max_payload_bytes)
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.effects = effects or EffectLedger(db, status.redis, modes, status.counters)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -157,7 +156,8 @@ class JobRunner:
         """Claim one due job and run it to an outcome; None when nothing is due."""
         modes = self.modes.modes()
         job = jobs.claim(self.db, self.worker_id, with_ledger_columns=modes.writes_db,
-                         job_types=list(self.handlers) or None)
+                         job_types=list(self.handlers) or None,
+                         max_payload_bytes=self.max_payload_bytes)
         if job is None:
             return None
         with correlation.use(job.correlation_id):
@@ -195,7 +195,7 @@ class JobRunner:
         run_id = jobs.run_id(job.id)
         st = self.status.start(job.type, run_id, job.attempts, dispatch_key=job.dispatch_key,
                                correlation_id=cid, job_id=job.id)
-        ctx = JobContext(job.id, job.type, job.payload, job.attempts, job.max_attempts, cid,
+        ctx = JobContext(job.id, job.type, job.payload or {}, job.attempts, job.max_attempts, cid,
                          job.dispatch_key, st.run_key, self.worker_id, self.effects)
         log.info("job %s (%s) attempt %s started", job.id, job.type, job.attempts,
                  extra={"job_id": job.id, "run_key": st.run_key})
@@ -204,7 +204,7 @@ class JobRunner:
             try:
                 if handler is None:
                     raise LookupError(f"no handler registered for job type {job.type!r}")
-                problem = payload_problem(job.payload, self.max_payload_bytes)
+                problem = payload_problem(job, self.max_payload_bytes)
                 if problem:
                     raise MalformedPayload(problem)
                 handler(ctx)

@@ -1,6 +1,14 @@
 -- name: list_dead_letters
--- Dead letters, newest first; each filter (job type, status, error class, age) applies unless NULL.
-SELECT id, job_id, job_type, payload, error_class, last_error, attempts, correlation_id,
+-- A page of dead letters, newest first by (dead_at, id), after the cursor; each filter applies unless NULL.
+-- Keyset paging: the page after (after_dead_at, after_id) is the rows strictly older in
+-- that order, so a page never repeats or skips a row however many are added meanwhile.
+-- A payload over max_payload_bytes is left out (NULL, its size in payload_omitted_bytes):
+-- a page must not carry every oversized payload; dlq.show has it whole.
+SELECT id, job_id, job_type,
+       CASE WHEN octet_length(payload::text) <= %(max_payload_bytes)s THEN payload END AS payload,
+       CASE WHEN octet_length(payload::text) > %(max_payload_bytes)s
+            THEN octet_length(payload::text) END AS payload_omitted_bytes,
+       error_class, last_error, attempts, correlation_id,
        status, dead_at, resolved_at, resolved_by, resolution_reason, requeued_job_id
 FROM background_dead_letter
 WHERE (%(job_type)s::text IS NULL OR job_type = %(job_type)s::text)
@@ -10,6 +18,8 @@ WHERE (%(job_type)s::text IS NULL OR job_type = %(job_type)s::text)
        OR error_class = %(error_class)s::background_error_class)
   AND (%(older_than)s::float8 IS NULL
        OR dead_at < now() - make_interval(secs => %(older_than)s::float8))
+  AND (%(after_dead_at)s::timestamptz IS NULL
+       OR (dead_at, id) < (%(after_dead_at)s::timestamptz, %(after_id)s::bigint))
 ORDER BY dead_at DESC, id DESC
 LIMIT %(limit)s;
 

@@ -13,6 +13,8 @@ RETURNING id;
 
 -- name: claim_job
 -- Take the oldest due PENDING job (of job_types, unless NULL) for worker_id, skipping locked rows.
+-- The payload's size comes first: over max_payload_bytes the payload is not sent (NULL), so
+-- an oversized one is dead-lettered without ever reaching the worker's memory.
 UPDATE background_job
 SET status = 'RUNNING', locked_at = now(), locked_by = %(worker_id)s,
     attempts = attempts + 1, updated_at = now()
@@ -22,10 +24,13 @@ WHERE id = (SELECT id FROM background_job
             ORDER BY run_at, id
             LIMIT 1
             FOR UPDATE SKIP LOCKED)
-RETURNING id, type, payload, attempts, max_attempts, locked_by;
+RETURNING id, type, attempts, max_attempts, locked_by,
+          octet_length(payload::text) AS payload_bytes,
+          CASE WHEN octet_length(payload::text) <= %(max_payload_bytes)s THEN payload END
+              AS payload;
 
 -- name: claim_job_ledger
--- claim_job, also returning the expand phase's correlation id and dispatch key.
+-- claim_job (payload sent only within max_payload_bytes), also returning the correlation id and dispatch key.
 UPDATE background_job
 SET status = 'RUNNING', locked_at = now(), locked_by = %(worker_id)s,
     attempts = attempts + 1, updated_at = now()
@@ -35,7 +40,10 @@ WHERE id = (SELECT id FROM background_job
             ORDER BY run_at, id
             LIMIT 1
             FOR UPDATE SKIP LOCKED)
-RETURNING id, type, payload, attempts, max_attempts, locked_by, correlation_id, dispatch_key;
+RETURNING id, type, attempts, max_attempts, locked_by, correlation_id, dispatch_key,
+          octet_length(payload::text) AS payload_bytes,
+          CASE WHEN octet_length(payload::text) <= %(max_payload_bytes)s THEN payload END
+              AS payload;
 
 -- name: heartbeat_job
 -- Refresh the lease of a RUNNING job, if worker_id still holds this attempt.
@@ -70,16 +78,20 @@ WHERE id = %(job_id)s AND status = 'RUNNING' AND locked_by = %(worker_id)s
   AND attempts = %(attempts)s;
 
 -- name: open_dead_letter
--- Open a dead letter for a failed job; a repeat is a no-op (one OPEN dead letter per job).
+-- Open a dead letter for a failed job (its payload copied in the database); a repeat is a no-op.
+-- The payload never travels through the worker: it may be one the claim refused to load.
+-- One OPEN dead letter per job (the conflict target).
 INSERT INTO background_dead_letter
     (job_id, job_type, payload, error_class, last_error, attempts, correlation_id)
-VALUES (%(job_id)s, %(job_type)s, %(payload)s, %(error_class)s::background_error_class,
-        %(last_error)s, %(attempts)s, %(correlation_id)s)
+SELECT j.id, %(job_type)s, j.payload, %(error_class)s::background_error_class,
+       %(last_error)s, %(attempts)s, %(correlation_id)s
+FROM background_job j
+WHERE j.id = %(job_id)s
 ON CONFLICT (job_id) WHERE status = 'OPEN' DO NOTHING;
 
 -- name: expired_jobs
--- Lock RUNNING jobs whose lease ran out more than lease_seconds ago, oldest first.
-SELECT id, type, payload, attempts, max_attempts, locked_by
+-- Lock RUNNING jobs whose lease ran out more than lease_seconds ago, oldest first (no payload: rescue needs none).
+SELECT id, type, attempts, max_attempts, locked_by
 FROM background_job
 WHERE status = 'RUNNING' AND locked_at < now() - make_interval(secs => %(lease_seconds)s)
 ORDER BY locked_at
@@ -88,7 +100,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: expired_jobs_ledger
 -- expired_jobs, also returning the expand phase's correlation id and dispatch key.
-SELECT id, type, payload, attempts, max_attempts, locked_by, correlation_id, dispatch_key
+SELECT id, type, attempts, max_attempts, locked_by, correlation_id, dispatch_key
 FROM background_job
 WHERE status = 'RUNNING' AND locked_at < now() - make_interval(secs => %(lease_seconds)s)
 ORDER BY locked_at

@@ -154,7 +154,8 @@ def test_sql_and_shell_shaped_operator_input_is_stored_verbatim_and_never_run(
              (SQL_SHAPED + "%",)) == [(1,)]
     # Filters: an injected predicate matches nothing instead of everything.
     listed = invoke("dlq.list", "--db-url", url, "--function", "x' OR '1'='1", "--format", "json")
-    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["dead_letters"] == []
     for flag, value in (("--status", "OPEN' OR 1=1 --"), ("--older-than", "1h; DROP TABLE x"),
                         ("--error-class", SQL_SHAPED)):
         assert "must" in one_line_error(invoke("dlq.list", "--db-url", url, flag, value))
