@@ -138,7 +138,7 @@ def test_a_reason_over_4096_characters_is_refused_in_one_line(dead, task) -> Non
     app, dl_id = dead
     out = invoke(task, "--id", str(dl_id), "--operator", "alice", "--reason", "r" * 5000,
                  "--db-url", app.test_db_url)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [
         "phasegate: --reason is 5000 characters, over the 4096-character limit: nothing done"]
     _nothing_done(app.test_db_url)
@@ -150,7 +150,7 @@ def test_an_operator_name_over_64_characters_is_refused_not_cut(dead, task) -> N
     reason = [] if task == "dlq.show" else ["--reason", "spam"]
     out = invoke(task, "--id", str(dl_id), "--operator", "o" * 65, *reason,
                  "--db-url", app.test_db_url)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [
         "phasegate: --operator is 65 characters, over the 64-character limit: nothing done"]
     _nothing_done(app.test_db_url)
