@@ -65,8 +65,10 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
 
 
 def _operator(operator: str | None) -> str:
-    """Who acts: --operator, else $PHASEGATE_ACTOR, else the login name (the one rule every
-    command follows, phasegate.actor); refused only when none of them names anyone."""
+    """The display name recorded beside the database role (the audit's ``db_role`` is the
+    role that logged in, which the database records itself): --operator, else
+    $PHASEGATE_ACTOR, else the login name (the one rule every command follows,
+    phasegate.actor); refused only when none of them names anyone."""
     who = resolve_actor(operator)
     if not who:
         raise ConfigError("say who you are: --operator NAME (no $PHASEGATE_ACTOR, no login name)")
@@ -102,7 +104,7 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
 
 
 @task(help={"id": "dead letter id", "format": "table | json",
-            "operator": "who is looking (default $PHASEGATE_ACTOR, else the login name; the inspection is audited)",
+            "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name; the inspection is audited)",
             "env": ENV_HELP, "db_url": URL_HELP})
 def show(c, id=None, format="table", operator=None, env="local", db_url=None):
     """Show one dead letter with its full attempt history and audit trail."""
@@ -118,10 +120,10 @@ def show(c, id=None, format="table", operator=None, env="local", db_url=None):
             dlq_render.print_detail(detail)
 
 
-@task(help={"id": "dead letter id", "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)",
+@task(help={"id": "dead letter id", "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name)",
             "reason": "why (recorded in the audit)", "env": ENV_HELP, "db_url": URL_HELP})
 def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
-    """Send an OPEN dead letter back to the queue as a fresh job (audited)."""
+    """Send an OPEN dead letter back to the queue as a fresh job from its own snapshot (audited)."""
     with clean_errors(*_db_errors()):
         dl_id, who = parse_id(id), _operator(operator)
         res = _dead_letters(env, db_url).requeue(dl_id, who, reason)
@@ -130,7 +132,7 @@ def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
 
 
 @task(help={"id": "dead letter id", "reason": "why (required)",
-            "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
+            "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
 def discard(c, id=None, reason=None, operator=None, env="local", db_url=None):
     """Close an OPEN dead letter with a reason; history is kept (audited)."""
     with clean_errors(*_db_errors()):

@@ -60,6 +60,8 @@ def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> No
     console.print(f"dead letter {d.id}: job {d.job_id} ({_safe(d.job_type)}) {d.status}, "
                   f"{d.error_class} after {d.attempts} attempt(s); correlation {_safe(d.correlation_id)}")
     console.print(f"last error: {_safe(d.last_error)}")
+    # What a requeue enqueues: the letter's own snapshot (p0013), shown whole, not the job row.
+    console.print(f"payload: {_safe(json.dumps(d.payload, sort_keys=True, default=str))}")
     if d.resolved_at:
         console.print(f"resolved {d.resolved_at:%Y-%m-%d %H:%M:%S} by {_safe(d.resolved_by)}: "
                       f"{_safe(d.resolution_reason or '-')}"
@@ -73,5 +75,7 @@ def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> No
                      str(r.duration_ms or ""), _safe(r.terminal_error, 60))
     console.print(runs)
     for a in detail.audit:
-        console.print(f"audit: {a.at:%Y-%m-%d %H:%M:%S} {_safe(a.operator)} {a.action} {a.outcome}"
-                      f" {_safe(a.reason)}")
+        # db_role is who logged in (the database records it); operator is the name they gave.
+        role = _safe(a.db_role) if a.db_role else "-"
+        console.print(f"audit: {a.at:%Y-%m-%d %H:%M:%S} {a.action} {a.outcome} by "
+                      f"{_safe(a.operator)} (db role {role}) {_safe(a.reason)}")
