@@ -79,7 +79,7 @@ LOAD = {
         SELECT dispatch_key, 'cron', requested_at, requested_at + interval '1 minute', 'c' || id,
                'ENQUEUED', requested_at, requested_at
         FROM background_function_run WHERE dispatch_key IS NOT NULL""",
-    # A dead letter is born OPEN (p0013's trigger): six in seven are then discarded.
+    # A dead letter is born OPEN (p0014's trigger): six in seven are then discarded.
     "dead_letters": """
         INSERT INTO background_dead_letter (job_id, job_type, error_class, attempts, dead_at)
         SELECT id, type, 'TERMINAL', attempts, updated_at

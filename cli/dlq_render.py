@@ -60,7 +60,7 @@ def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> No
     console.print(f"dead letter {d.id}: job {d.job_id} ({_safe(d.job_type)}) {d.status}, "
                   f"{d.error_class} after {d.attempts} attempt(s); correlation {_safe(d.correlation_id)}")
     console.print(f"last error: {_safe(d.last_error)}")
-    # What a requeue enqueues: the letter's own snapshot (p0013), shown whole, not the job row.
+    # What a requeue enqueues: the letter's own snapshot (p0014), shown whole, not the job row.
     console.print(f"payload: {_safe(json.dumps(d.payload, sort_keys=True, default=str))}")
     if d.resolved_at:
         console.print(f"resolved {d.resolved_at:%Y-%m-%d %H:%M:%S} by {_safe(d.resolved_by)}: "

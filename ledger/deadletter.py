@@ -1,6 +1,6 @@
 """Dead letters and the operator actions on them: inspect, requeue, discard.
 
-The invariants hold in PostgreSQL (``migrations/versions/p0013_expand_ledger_integrity.py``),
+The invariants hold in PostgreSQL (``migrations/versions/p0014_expand_ledger_integrity.py``),
 whoever connects and whatever SQL they send; this module calls the functions that carry them
 and turns their outcomes into exceptions:
 
@@ -84,7 +84,7 @@ class DeadLetter:
 @dataclass(frozen=True)
 class AuditEntry:
     operator: str  # the display name the caller gave
-    db_role: str | None  # the role that logged in (session_user); None before p0013
+    db_role: str | None  # the role that logged in (session_user); None before p0014
     action: str
     outcome: str
     reason: str | None
@@ -183,7 +183,7 @@ class DeadLetters:
                                     "not been expanded (run the expand phase first)") from exc
         except psycopg.errors.UndefinedFunction as exc:
             raise LedgerNotExpanded("the dead-letter functions do not exist: this database is "
-                                    "not expanded to p0013 (run the expand phase)") from exc
+                                    "not expanded to p0014 (run the expand phase)") from exc
 
     def _fetch(self, query: str,
                params: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:

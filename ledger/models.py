@@ -141,7 +141,7 @@ class RolloutState(Base):
 
 class RolloutEvent(Base):
     """Append-only log of everything a rollout did (triggers refuse UPDATE, DELETE and
-    TRUNCATE; from p0013 it is owned by a role the rollouts do not run as)."""
+    TRUNCATE; from p0014 it is owned by a role the rollouts do not run as)."""
 
     __tablename__ = "phasegate_rollout_event"
 
@@ -154,7 +154,7 @@ class RolloutEvent(Base):
     actor: Mapped[str] = mapped_column(Text)  # the display name the rollout was given
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
-    # Who wrote it: session_user, set by a trigger whatever the INSERT says (p0013); NULL on
+    # Who wrote it: session_user, set by a trigger whatever the INSERT says (p0014); NULL on
     # rows written before.
     db_role: Mapped[str | None] = mapped_column(Text)
 
@@ -311,8 +311,8 @@ class DeadLetter(Base):
         ),
         # The foreign key's referencing side and the backfill's "already dead-lettered?" probe.
         Index("ix_background_dead_letter_job_id", "job_id"),
-        # A job is the requeue of at most one letter (p0014); the state machine that sets
-        # requeued_job_id once per letter is the trigger background_dead_letter_guard (p0013).
+        # A job is the requeue of at most one letter (p0013); the state machine that sets
+        # requeued_job_id once per letter is the trigger background_dead_letter_guard (p0014).
         Index(
             "uq_background_dead_letter_requeued_job_id",
             "requeued_job_id",
@@ -336,7 +336,7 @@ class JobEffect(Base):
 
 class OperatorAudit(Base):
     """Append-only record of every operator action (triggers refuse UPDATE, DELETE and
-    TRUNCATE; from p0013 written only by the dead-letter functions and the migrating role)."""
+    TRUNCATE; from p0014 written only by the dead-letter functions and the migrating role)."""
 
     __tablename__ = "background_operator_audit"
 
@@ -349,7 +349,7 @@ class OperatorAudit(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
-    # Who acted: session_user, set by a trigger whatever the INSERT says (p0013); NULL on rows
+    # Who acted: session_user, set by a trigger whatever the INSERT says (p0014); NULL on rows
     # written before.
     db_role: Mapped[str | None] = mapped_column(Text)
 

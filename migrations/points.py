@@ -8,7 +8,7 @@ from __future__ import annotations
 
 BASELINE = "p0001_baseline"
 KIT = "p0002_kit"
-EXPAND = "p0014_expand_requeued_job_ux"
+EXPAND = "p0014_expand_ledger_integrity"
 CONTRACT = "p0090_contract_legacy_job_index"
 
 POINTS: dict[str, str] = {

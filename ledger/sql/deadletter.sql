@@ -21,16 +21,16 @@ FROM background_dead_letter
 WHERE id = %(id)s;
 
 -- name: requeue_dead_letter
--- Requeue through the database's function (p0013): the letter's own job type and payload, audited; refusals are returned.
+-- Requeue through the database's function (p0014): the letter's own job type and payload, audited; refusals are returned.
 SELECT outcome, letter_status, new_job_id, new_correlation_id
 FROM phasegate_dlq_requeue(%(id)s::bigint, %(display_name)s::text, %(reason)s::text);
 
 -- name: discard_dead_letter
--- Discard through the database's function (p0013): a non-blank reason, audited; refusals are returned.
+-- Discard through the database's function (p0014): a non-blank reason, audited; refusals are returned.
 SELECT outcome, letter_status FROM phasegate_dlq_discard(%(id)s::bigint, %(display_name)s::text, %(reason)s::text);
 
 -- name: inspect_dead_letter
--- Audit an inspection through the database's function (p0013); a missing letter is returned as not_found.
+-- Audit an inspection through the database's function (p0014); a missing letter is returned as not_found.
 SELECT outcome, letter_status FROM phasegate_dlq_inspect(%(id)s::bigint, %(display_name)s::text);
 
 -- name: dead_letter_audit

@@ -14,7 +14,7 @@ from __future__ import annotations
 from migrations import safe_ddl
 
 revision = "p0090_contract_legacy_job_index"
-down_revision = "p0014_expand_requeued_job_ux"
+down_revision = "p0014_expand_ledger_integrity"
 branch_labels = None
 depends_on = None
 phase = "contract"

@@ -74,7 +74,7 @@ def test_liveness_leases(run_check: Run, db_url: str, seed: Seed) -> None:
         ("run", "f:stale:1"), ("job", "worker-1")}
 
 
-# A dead letter is born OPEN (the trigger of p0013); resolved ones are OPEN ones discarded.
+# A dead letter is born OPEN (the trigger of p0014); resolved ones are OPEN ones discarded.
 DLQ_SQL = ("INSERT INTO background_dead_letter (job_id, job_type, error_class, attempts, dead_at) "
            "SELECT j.id, 'email', 'TERMINAL', 5, now() - %(age)s FROM background_job j "
            "WHERE j.id > %(after)s ORDER BY j.id LIMIT %(n)s")

@@ -29,7 +29,7 @@ def _dead(app, job_type: str = "email", error: Exception | None = None, **payloa
 
 
 def _backdate(db_url: str, dead_letter_id: int) -> None:
-    """Make a letter two hours old. dead_at is part of the snapshot the trigger keeps (p0013):
+    """Make a letter two hours old. dead_at is part of the snapshot the trigger keeps (p0014):
     the test's superuser seeds history with triggers off (replica mode), as a restore would."""
     with psycopg.connect(to_dsn(db_url), autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")

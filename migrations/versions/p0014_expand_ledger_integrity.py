@@ -30,7 +30,8 @@ What the CLI used to enforce, PostgreSQL now enforces for every role and every c
 * **Append-only by the database**: a BEFORE TRUNCATE statement trigger on both logs
   (UPDATE/DELETE were refused already, p0002/p0006), and both tables are handed to an owner
   role the rollouts do not run as (``PHASEGATE_ROLE_OWNER``, default ``phasegate_owner``), so
-  the migrating role can neither TRUNCATE nor DISABLE TRIGGER. It keeps SELECT and INSERT,
+  the migrating role can neither TRUNCATE nor DISABLE TRIGGER (nor DROP them, provided it owns
+  neither the schema nor the database: ``infra/`` gives both to the owner role too). It keeps SELECT and INSERT,
   granted by the new owner (a log's writer needs nothing more; the definer functions insert
   audit rows as it). Skipped with a NOTICE when the role does not exist, the migrating role
   is not a member of it, or it may not CREATE in the schema (ALTER ... OWNER TO requires all
@@ -63,8 +64,8 @@ from sqlalchemy import text
 
 from migrations import safe_ddl
 
-revision = "p0013_expand_ledger_integrity"
-down_revision = "p0012_expand_dead_letter_job_ix"
+revision = "p0014_expand_ledger_integrity"
+down_revision = "p0013_expand_requeued_job_ux"
 branch_labels = None
 depends_on = None
 phase = "expand"
@@ -399,7 +400,7 @@ BEGIN
     CONTINUE WHEN holder = writer;
     IF NOT (pg_has_role(current_user, holder, 'USAGE')
             AND pg_has_role(current_user, writer, 'MEMBER')) THEN
-      RAISE EXCEPTION 'p0013 downgrade: % is owned by % and % cannot give it back to %', pair[1],
+      RAISE EXCEPTION 'p0014 downgrade: % is owned by % and % cannot give it back to %', pair[1],
         holder, current_user, writer
         USING ERRCODE = 'insufficient_privilege',
               HINT = format('run this downgrade as a superuser, or let %s inherit %s for it '
