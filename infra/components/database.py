@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -145,8 +146,9 @@ class ReliabilityDatabaseArgs:
 
 
 # No role gets CREATEDB, CREATEROLE, SUPERUSER, REPLICATION or BYPASSRLS.
-_NO_ELEVATED_ATTRIBUTES = {"create_database": False, "create_role": False, "superuser": False,
-                           "replication": False, "bypass_row_level_security": False}
+_NO_ELEVATED_ATTRIBUTES: dict[str, Any] = {
+    "create_database": False, "create_role": False, "superuser": False, "replication": False,
+    "bypass_row_level_security": False}
 
 
 def postgres_dsn(user: str, password: str, host: str, port: int, dbname: str, sslmode: str) -> str:
