@@ -365,3 +365,19 @@ EXPAND_TABLES = (
     "background_job_effect",
     "background_operator_audit",
 )
+
+# What SQLAlchemy models cannot describe but the invariants rest on (p0002, p0006, p0014):
+# the triggers, table -> names, and the functions in the schema. The schema checks require
+# each to exist and each trigger to be enabled, so a dropped or disabled guard fails a gate.
+TRIGGERS: dict[str, tuple[str, ...]] = {
+    "phasegate_rollout_event": ("phasegate_rollout_event_append_only",
+                                "phasegate_rollout_event_no_truncate",
+                                "phasegate_rollout_event_session_role"),
+    "background_dead_letter": ("background_dead_letter_guard",),
+    "background_operator_audit": ("background_operator_audit_append_only",
+                                  "background_operator_audit_no_truncate",
+                                  "background_operator_audit_session_role"),
+}
+FUNCTIONS = ("phasegate_append_only", "phasegate_record_session_role",
+             "phasegate_dead_letter_guard", "phasegate_dlq_audit", "phasegate_dlq_requeue",
+             "phasegate_dlq_discard", "phasegate_dlq_inspect")
