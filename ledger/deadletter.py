@@ -39,11 +39,13 @@ from ledger.db import Database
 from ledger.errors import (
     DeadLetterNotFound,
     DeadLetterNotOpen,
+    DeadLetterPermissionDenied,
     LedgerNotExpanded,
     ReasonRequired,
     printable,
 )
 from ledger.runs import RunLedger, RunRecord
+from phasegate.text import first_line
 
 LIST_SQL = sqlfiles.query(__file__, "deadletter", "list_dead_letters")
 GET_SQL = sqlfiles.query(__file__, "deadletter", "get_dead_letter")
@@ -184,6 +186,8 @@ class DeadLetters:
         except psycopg.errors.UndefinedFunction as exc:
             raise LedgerNotExpanded("the dead-letter functions do not exist: this database is "
                                     "not expanded to p0014 (run the expand phase)") from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise DeadLetterPermissionDenied(printable(first_line(exc))) from exc
 
     def _fetch(self, query: str,
                params: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:

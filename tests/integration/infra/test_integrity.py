@@ -24,7 +24,7 @@ from ledger.app import LedgerApp
 from ledger.classify import RetryPolicies, RetryPolicy
 from ledger.db import Database
 from ledger.deadletter import DeadLetters
-from ledger.errors import DeadLetterNotOpen
+from ledger.errors import DeadLetterNotOpen, DeadLetterPermissionDenied
 from migrations import api
 from tests.integration.infra.conftest import GrantedDb, Roles, drop, migrated_by_migrator
 
@@ -149,8 +149,9 @@ def test_the_app_writes_dead_letters_but_cannot_resolve_them(
         for act in (lambda: app.dead_letters.requeue(letter, "app"),
                     lambda: app.dead_letters.discard(letter, "app", "noise"),
                     lambda: app.dead_letters.show(letter, operator="app")):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with pytest.raises(DeadLetterPermissionDenied, match="permission denied for function") as e:
                 act()
+            assert isinstance(e.value.__cause__, psycopg.errors.InsufficientPrivilege)
         assert (rows(db, "SELECT d::text FROM background_dead_letter d ORDER BY id"),
                 rows(db, "SELECT j::text FROM background_job j ORDER BY id")) == before
         assert {k: client.dump(k) for k in client.scan_iter()} == keys
@@ -226,3 +227,19 @@ def test_the_downgrade_gives_the_logs_back_exactly_and_refuses_when_it_cannot(
         assert _catalog(db) == after
     finally:
         _bridge_inherits(db, False)
+
+
+def test_a_role_the_database_refuses_gets_one_line_from_the_cli(by_migrator_fresh: GrantedDb) -> None:
+    """dlq.requeue connected as readonly: PostgreSQL refuses, the operator reads one line."""
+    from tests.integration.ledger.test_dlq_tasks import invoke
+
+    db = by_migrator_fresh
+    out = invoke("dlq.requeue", "--id", str(OPEN_LETTER), "--operator", "erin",
+                 "--db-url", db.url_as("readonly"))
+    assert out.returncode == 1, out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "permission denied for function phasegate_dlq_requeue" in lines[0]
+    assert db.roles.password not in out.stderr + out.stdout
+    assert rows(db, "SELECT status::text FROM background_dead_letter WHERE id = %s",
+                (OPEN_LETTER,)) == [("OPEN",)]
