@@ -13,7 +13,7 @@ from sqlalchemy import Enum as SaEnum
 
 from checks.base import Outcome, Probe, Verdict, check
 from checks.sqlfile import query
-from ledger.models import BASELINE_TABLES, EXPAND_TABLES, KIT_TABLES, Base
+from ledger.models import BASELINE_TABLES, EXPAND_TABLES, FUNCTIONS, KIT_TABLES, TRIGGERS, Base
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Expected:
     enums: dict[str, tuple[str, ...]]
     constraints: frozenset[tuple[str, str]]  # (table, name)
     indexes: frozenset[tuple[str, str]]
+    triggers: frozenset[tuple[str, str]]  # (table, name)
+    functions: frozenset[str]
 
 
 def expected(tables: tuple[str, ...] = BASELINE_TABLES + KIT_TABLES + EXPAND_TABLES) -> Expected:
@@ -44,8 +46,9 @@ def expected(tables: tuple[str, ...] = BASELINE_TABLES + KIT_TABLES + EXPAND_TAB
                 constraints.add((name, str(con.name)))
         for idx in table.indexes:
             indexes.add((name, str(idx.name)))
+    triggers = frozenset((t, name) for t in tables for name in TRIGGERS.get(t, ()))
     return Expected(tuple(tables), frozenset(columns), enums, frozenset(constraints),
-                    frozenset(indexes))
+                    frozenset(indexes), triggers, frozenset(FUNCTIONS))
 
 
 def _missing(probe: Probe, exp: Expected) -> list[dict]:
@@ -60,6 +63,9 @@ def _missing(probe: Probe, exp: Expected) -> list[dict]:
                  for r in probe.rows(query("schema", "constraints"), {"tables": tables[0]})}
     have_idx = {(r["table_name"], r["name"])
                 for r in probe.rows(query("schema", "indexes"), {"tables": tables[0]})}
+    have_trg = {(r["table_name"], r["name"])
+                for r in probe.rows(query("schema", "triggers"), {"tables": tables[0]})}
+    have_fn = {r["name"] for r in probe.rows(query("schema", "functions"))}
     missing: list[dict] = []
     missing += [{"kind": "table", "name": t} for t in exp.tables if t not in have_tables]
     missing += [{"kind": "column", "name": f"{t}.{c}"} for t, c in sorted(exp.columns - have_cols)
@@ -73,16 +79,19 @@ def _missing(probe: Probe, exp: Expected) -> list[dict]:
                 if t in have_tables]
     missing += [{"kind": "index", "name": f"{t}.{n}"} for t, n in sorted(exp.indexes - have_idx)
                 if t in have_tables]
+    missing += [{"kind": "trigger", "name": f"{t}.{n}"} for t, n in sorted(exp.triggers - have_trg)
+                if t in have_tables]
+    missing += [{"kind": "function", "name": n} for n in sorted(exp.functions - have_fn)]
     return missing
 
 
-@check("schema_objects", "every expected table, column, enum value, constraint and index exists",
-       sql_file="schema")
+@check("schema_objects", "every expected table, column, enum value, constraint, index, trigger "
+       "and function exists", sql_file="schema")
 def schema_objects(probe: Probe) -> Outcome:
     exp = expected()
     missing = _missing(probe, exp)
     total = (len(exp.tables) + len(exp.columns) + sum(len(v) + 1 for v in exp.enums.values())
-             + len(exp.constraints) + len(exp.indexes))
+             + len(exp.constraints) + len(exp.indexes) + len(exp.triggers) + len(exp.functions))
     if not missing:
         return Outcome(Verdict.PASS, f"all {total} expected objects present")
     first = missing[0]
@@ -90,11 +99,17 @@ def schema_objects(probe: Probe) -> Outcome:
                    f"{first['kind']} {first['name']}", tuple(missing))
 
 
-@check("schema_valid", "every index valid and ready, every constraint validated",
-       sql_file="schema")
+@check("schema_valid", "every index valid and ready, every constraint validated, every "
+       "guard trigger enabled", sql_file="schema")
 def schema_valid(probe: Probe) -> Outcome:
-    tables = list(expected().tables)
+    exp = expected()
+    tables = list(exp.tables)
     bad: list[dict] = []
+    # A disabled trigger is how an owner bypasses the append-only logs or the dead-letter rules.
+    for r in probe.rows(query("schema", "triggers"), {"tables": tables}):
+        if (r["table_name"], r["name"]) in exp.triggers and not r["enabled"]:
+            bad.append({"kind": "trigger", "name": f"{r['table_name']}.{r['name']}",
+                        "enabled": False})
     for r in probe.rows(query("schema", "indexes"), {"tables": tables}):
         if not (r["valid"] and r["ready"]):
             bad.append({"kind": "index", "name": f"{r['table_name']}.{r['name']}",
@@ -104,6 +119,7 @@ def schema_valid(probe: Probe) -> Outcome:
             bad.append({"kind": "constraint", "name": f"{r['table_name']}.{r['name']}",
                         "validated": False})
     if not bad:
-        return Outcome(Verdict.PASS, "every index valid and ready, every constraint validated")
+        return Outcome(Verdict.PASS, "every index valid and ready, every constraint validated, "
+                       "every guard trigger enabled")
     return Outcome(Verdict.FAIL, f"{len(bad)} invalid object(s), first: {bad[0]['kind']} "
                    f"{bad[0]['name']}", tuple(bad))

@@ -120,9 +120,11 @@ def _dead_letters(env: str, db_url: str | None):  # type: ignore[no-untyped-def]
 
 
 def _operator(operator: str | None) -> str:
-    """Who acts: --operator, else $PHASEGATE_ACTOR, else the login name (the one rule every
-    command follows, phasegate.actor); refused when none of them names anyone, or when
-    --operator is longer than a name may be (resolve_actor would cut it)."""
+    """The display name recorded beside the database role (the audit's ``db_role`` is the
+    role that logged in, which the database records itself): --operator, else
+    $PHASEGATE_ACTOR, else the login name (the one rule every command follows,
+    phasegate.actor); refused when none of them names anyone, or when --operator is longer
+    than a name may be (resolve_actor would cut it)."""
     check_text("--operator", None if operator is None else operator.strip(), _bounds()[1])
     who = resolve_actor(operator)
     if not who:
@@ -166,7 +168,7 @@ def list_(c, function=None, error_class=None, older_than=None, status="OPEN", li
 
 
 @task(help={"id": "dead letter id", "format": "table | json",
-            "operator": "who is looking (default $PHASEGATE_ACTOR, else the login name; the inspection is audited)",
+            "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name; the inspection is audited)",
             "env": ENV_HELP, "db_url": URL_HELP})
 def show(c, id=None, format="table", operator=None, env="local", db_url=None):
     """Show one dead letter with its full attempt history and audit trail."""
@@ -182,10 +184,10 @@ def show(c, id=None, format="table", operator=None, env="local", db_url=None):
             dlq_render.print_detail(detail)
 
 
-@task(help={"id": "dead letter id", "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)",
+@task(help={"id": "dead letter id", "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name)",
             "reason": "why (recorded in the audit; at most 4096 characters)", "env": ENV_HELP, "db_url": URL_HELP})
 def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
-    """Send an OPEN dead letter back to the queue as a fresh job (audited)."""
+    """Send an OPEN dead letter back to the queue as a fresh job from its own snapshot (audited)."""
     with clean_errors(*_db_errors()):
         dl_id, who = parse_id(id), _operator(operator)
         check_text("--reason", reason, _bounds()[0])
@@ -195,7 +197,7 @@ def requeue(c, id=None, operator=None, reason=None, env="local", db_url=None):
 
 
 @task(help={"id": "dead letter id", "reason": "why (required; at most 4096 characters)",
-            "operator": "who is acting (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
+            "operator": "your display name in the audit, beside the database role (default $PHASEGATE_ACTOR, else the login name)", "env": ENV_HELP, "db_url": URL_HELP})
 def discard(c, id=None, reason=None, operator=None, env="local", db_url=None):
     """Close an OPEN dead letter with a reason; history is kept (audited)."""
     with clean_errors(*_db_errors()):

@@ -98,6 +98,8 @@ def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> No
                         f") {d.status}, {d.error_class} after {d.attempts} attempt(s); "
                         "correlation ", _cell(d.correlation_id)))
     console.print(_line("last error: ", _cell(d.last_error, LINE_CHARS)))
+    # What a requeue enqueues: the letter's own snapshot (p0014), not the job row.
+    console.print(_line("payload: ", _cell(json.dumps(d.payload, sort_keys=True, default=str), LINE_CHARS)))
     if d.resolved_at:
         console.print(_line(f"resolved {d.resolved_at:{TIME}} by ", _cell(d.resolved_by), ": ",
                             _cell(d.resolution_reason or "-", LINE_CHARS),
@@ -111,5 +113,6 @@ def print_detail(detail: DeadLetterDetail, console: Console | None = None) -> No
                      str(r.duration_ms or ""), _cell(r.terminal_error))
     console.print(runs)
     for a in detail.audit:
-        console.print(_line(f"audit: {a.at:{TIME}} ", _cell(a.operator),
-                            f" {a.action} {a.outcome} ", _cell(a.reason, LINE_CHARS)))
+        # db_role is who logged in (the database records it); operator is the name they gave.
+        console.print(_line(f"audit: {a.at:{TIME}} {a.action} {a.outcome} by ", _cell(a.operator),
+                            " (db role ", _cell(a.db_role or "-"), ") ", _cell(a.reason, LINE_CHARS)))

@@ -1,18 +1,26 @@
 """Dead letters and the operator actions on them: inspect, requeue, discard.
 
-Invariants, and what enforces each:
+The invariants hold in PostgreSQL (``migrations/versions/p0014_expand_ledger_integrity.py``),
+whoever connects and whatever SQL they send; this module calls the functions that carry them
+and turns their outcomes into exceptions:
 
-* **Only an OPEN dead letter can be acted on**, and only once: requeue and discard are one
-  transaction that starts with ``UPDATE ... SET status = ... WHERE id = %(id)s AND status
-  = 'OPEN'`` (``resolve_dead_letter``). Two operators racing both issue it; the row lock
-  serialises them, the second re-checks ``status = 'OPEN'``, matches nothing, and is
-  refused. So a requeue never makes a second live copy, and a discard never races a requeue.
-* **Requeue creates a fresh job** (attempts 0, a new correlation id, the same type and
-  payload) in the same transaction as the status change, and records its id on the dead
-  letter; the old job, its attempts and the dead letter stay (history kept).
-* **Discard needs a reason** and deletes nothing.
-* **Every action is audited** in ``background_operator_audit`` (append-only by trigger),
-  in the action's own transaction; a refused action is audited as ``refused`` too.
+* **Only an OPEN dead letter can be acted on**, and only once: ``phasegate_dlq_requeue`` and
+  ``phasegate_dlq_discard`` lock the letter (``FOR UPDATE``) and check its status; two
+  operators racing serialise on the row lock and the second is refused. Behind them the
+  trigger ``background_dead_letter_guard`` refuses any other change: REQUEUED and DISCARDED
+  are final, the snapshot never changes, ``requeued_job_id`` is set once; a unique index
+  makes a job the requeue of at most one letter. So a requeue never makes a second live copy.
+* **Requeue enqueues what the operator inspected**: a fresh job (attempts 0, a new
+  correlation id) from the letter's own ``job_type`` and ``payload``, not from the job row,
+  which may have been rewritten since; its id is recorded on the letter. The old job, its
+  attempts and the letter stay (history kept).
+* **Discard needs a reason** (checked here first, and by the function) and deletes nothing:
+  the trigger refuses DELETE on dead letters.
+* **Every action is audited** in ``background_operator_audit`` by the function, in the
+  action's own transaction; a refused action is audited as ``refused`` and returned, not
+  raised (raising would roll the audit row back). ``operator`` is the display name the caller
+  gives (``--operator``); ``db_role`` is the role that logged in (``session_user``, set by a
+  trigger the caller cannot bypass).
 * **What an operator stores is bounded** (:data:`MAX_REASON_CHARS`, :data:`MAX_OPERATOR_CHARS`,
   counted on the stored, printable text): a longer reason or name is refused
   (:class:`TextTooLong`) before any write, and not audited (the audit would store it).
@@ -29,14 +37,14 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from ledger import correlation, sqlfiles
+from ledger import sqlfiles
 from ledger.db import Database
 from ledger.errors import (
     ConfigError,
     DeadLetterNotFound,
     DeadLetterNotOpen,
+    DeadLetterPermissionDenied,
     LedgerNotExpanded,
     ReasonRequired,
     TextTooLong,
@@ -44,6 +52,7 @@ from ledger.errors import (
 )
 from ledger.runs import RunLedger, RunRecord
 from phasegate.actor import MAX_ACTOR
+from phasegate.text import first_line
 
 # An audit is read by people: a reason is a paragraph at most (the ticket holds the rest),
 # and 64 KB of one was enough to stall every operator's dlq.show. A name is an actor's bound.
@@ -58,10 +67,9 @@ LIST_PAYLOAD_BYTES = 64 * 1024
 
 LIST_SQL = sqlfiles.query(__file__, "deadletter", "list_dead_letters")
 GET_SQL = sqlfiles.query(__file__, "deadletter", "get_dead_letter")
-RESOLVE_SQL = sqlfiles.query(__file__, "deadletter", "resolve_dead_letter")
-NEW_JOB_SQL = sqlfiles.query(__file__, "deadletter", "copy_job_for_requeue")
-LINK_SQL = sqlfiles.query(__file__, "deadletter", "link_requeued_job")
-AUDIT_SQL = sqlfiles.query(__file__, "deadletter", "audit_dead_letter_action")
+REQUEUE_SQL = sqlfiles.query(__file__, "deadletter", "requeue_dead_letter")
+DISCARD_SQL = sqlfiles.query(__file__, "deadletter", "discard_dead_letter")
+INSPECT_SQL = sqlfiles.query(__file__, "deadletter", "inspect_dead_letter")
 AUDIT_LIST_SQL = sqlfiles.query(__file__, "deadletter", "dead_letter_audit")
 # Requeue chains: a dead letter's job may itself be a requeue of earlier dead jobs.
 LINEAGE_SQL = sqlfiles.query(__file__, "deadletter", "job_lineage")
@@ -150,7 +158,8 @@ def page_size(limit: object, name: str = "limit") -> int:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    operator: str
+    operator: str  # the display name the caller gave
+    db_role: str | None  # the role that logged in (session_user); None before p0014
     action: str
     outcome: str
     reason: str | None
@@ -219,15 +228,10 @@ class DeadLetters:
     def show(self, dead_letter_id: int, operator: str | None = None) -> DeadLetterDetail:
         """The dead letter, every attempt of its job's lineage, and its audit trail; with
         ``operator``, the inspection itself is audited (action ``inspect``)."""
-        letter = self.get(dead_letter_id)
         if operator:
-            operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
-
-            def record(conn: psycopg.Connection) -> None:
-                with conn.cursor() as cur:
-                    _audit(cur, operator, "inspect", dead_letter_id, "ok", None, {})
-
-            self._act(record)
+            self._call(INSPECT_SQL, dead_letter_id,
+                       {"display_name": _clean(operator, "operator", MAX_OPERATOR_CHARS)})
+        letter = self.get(dead_letter_id)
         lineage = [r["job_id"] for r in self._fetch(LINEAGE_SQL, {"job_id": letter.job_id})]
         audit = [AuditEntry(**r) for r in self._fetch(AUDIT_LIST_SQL,
                                                         {"target_id": str(dead_letter_id)})]
@@ -238,69 +242,31 @@ class DeadLetters:
         """Send an OPEN dead letter back to the queue as a fresh job (see module doc)."""
         operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
         reason = None if reason is None else _clean(reason, "reason", MAX_REASON_CHARS)
-        new_cid = correlation.new_id()
-
-        def act(conn: psycopg.Connection) -> RequeueResult | None:
-            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(RESOLVE_SQL, _resolve_params(
-                    dead_letter_id, "REQUEUED", operator, reason)).fetchone()
-                if row is None:
-                    return None
-                job = cur.execute(NEW_JOB_SQL, {"correlation_id": new_cid,
-                                                "job_id": row["job_id"]}).fetchone()
-                assert job is not None  # the foreign key keeps the old job
-                cur.execute(LINK_SQL, {"requeued_job_id": job["id"], "id": dead_letter_id})
-                _audit(cur, operator, "requeue", dead_letter_id, "ok", reason,
-                       {"new_job_id": job["id"], "correlation_id": new_cid,
-                        "old_job_id": row["job_id"]})
-                return RequeueResult(dead_letter_id, int(job["id"]), new_cid)
-
-        result = self._act(act)
-        if result is None:
-            self._refuse(dead_letter_id, operator, "requeue", reason)
-        assert result is not None
-        return result
+        row = self._call(REQUEUE_SQL, dead_letter_id, {"display_name": operator, "reason": reason})
+        return RequeueResult(dead_letter_id, int(row["new_job_id"]), str(row["new_correlation_id"]))
 
     def discard(self, dead_letter_id: int, operator: str, reason: str) -> DeadLetter:
         """Close an OPEN dead letter with a (required) reason; nothing is deleted."""
         operator = _clean(operator, "operator", MAX_OPERATOR_CHARS)
-        reason = _clean(reason or "", "reason", MAX_REASON_CHARS)
-        if not reason or not reason.strip():
-            raise ReasonRequired()
+        reason = _clean(reason or "", "reason", MAX_REASON_CHARS).strip()
+        if not reason:
+            raise ReasonRequired()  # the function refuses it too; asking first costs no audit row
+        self._call(DISCARD_SQL, dead_letter_id, {"display_name": operator, "reason": reason})
+        return self.get(dead_letter_id)
 
-        def act(conn: psycopg.Connection) -> DeadLetter | None:
-            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(RESOLVE_SQL, _resolve_params(
-                    dead_letter_id, "DISCARDED", operator, reason.strip())).fetchone()
-                if row is None:
-                    return None
-                _audit(cur, operator, "discard", dead_letter_id, "ok", reason.strip(), {})
-                return DeadLetter.from_row(row)
-
-        result = self._act(act)
-        if result is None:
-            self._refuse(dead_letter_id, operator, "discard", reason)
-        assert result is not None
-        return result
-
-    def _refuse(self, dead_letter_id: int, operator: str, action: str,
-                reason: str | None) -> None:
-        """Audit a refused action, then raise why it was refused."""
-        try:
-            current = self.get(dead_letter_id)
-        except DeadLetterNotFound:
-            current = None
-        status = current.status if current else "missing"
-
-        def record(conn: psycopg.Connection) -> None:
-            with conn.cursor() as cur:
-                _audit(cur, operator, action, dead_letter_id, "refused", reason,
-                       {"status": status})
-
-        self._act(record)
-        if current is None:
+    def _call(self, query: str, dead_letter_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        """One operator function (it audits, and commits, even what it refuses); its row, or
+        the refusal raised as the exception it stands for."""
+        [row] = self._fetch(query, {"id": dead_letter_id, **params})
+        outcome = row["outcome"]
+        if outcome == "not_found":
             raise DeadLetterNotFound(dead_letter_id)
-        raise DeadLetterNotOpen(dead_letter_id, status)
+        if outcome == "not_open":
+            raise DeadLetterNotOpen(dead_letter_id, str(row["letter_status"]))
+        if outcome == "reason_required":
+            raise ReasonRequired()
+        assert outcome == "ok", outcome
+        return row
 
     def _act(self, fn: Any) -> Any:
         try:
@@ -308,6 +274,11 @@ class DeadLetters:
         except psycopg.errors.UndefinedTable as exc:
             raise LedgerNotExpanded("the dead-letter tables do not exist: this database has "
                                     "not been expanded (run the expand phase first)") from exc
+        except psycopg.errors.UndefinedFunction as exc:
+            raise LedgerNotExpanded("the dead-letter functions do not exist: this database is "
+                                    "not expanded to p0014 (run the expand phase)") from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise DeadLetterPermissionDenied(printable(first_line(exc))) from exc
 
     def _fetch(self, query: str,
                params: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
@@ -326,15 +297,3 @@ def _clean(text: str, what: str, limit: int) -> str:
     if len(clean) > limit:
         raise TextTooLong(what, len(clean), limit)
     return clean
-
-
-def _audit(cur: psycopg.Cursor[Any], operator: str, action: str, dead_letter_id: int,
-           outcome: str, reason: str | None, detail: dict[str, Any]) -> None:
-    cur.execute(AUDIT_SQL, {"operator": operator, "action": action,
-                            "target_id": str(dead_letter_id), "outcome": outcome,
-                            "reason": reason, "detail": Jsonb(detail)})
-
-
-def _resolve_params(dead_letter_id: int, status: str, operator: str,
-                    reason: str | None) -> dict[str, Any]:
-    return {"id": dead_letter_id, "status": status, "operator": operator, "reason": reason}

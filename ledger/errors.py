@@ -103,5 +103,16 @@ class TextTooLong(DeadLetterError):
                          "nothing done")
 
 
+class DeadLetterPermissionDenied(DeadLetterError):
+    """The database refused the connecting role this dead-letter action (privileges are the
+    database's: only the operator role may execute the requeue, discard and inspect functions,
+    and only it and readonly read the audit)."""
+
+    def __init__(self, refusal: str) -> None:
+        self.refusal = refusal
+        super().__init__(f"the database refused this role: {refusal} (dead-letter actions "
+                         "run as the operator role)")
+
+
 class ReasonRequired(DeadLetterError):
     """Discarding a dead letter needs a non-empty reason."""

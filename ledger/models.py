@@ -140,7 +140,8 @@ class RolloutState(Base):
 
 
 class RolloutEvent(Base):
-    """Append-only log of everything a rollout did (a trigger refuses UPDATE and DELETE)."""
+    """Append-only log of everything a rollout did (triggers refuse UPDATE, DELETE and
+    TRUNCATE; from p0014 it is owned by a role the rollouts do not run as)."""
 
     __tablename__ = "phasegate_rollout_event"
 
@@ -150,9 +151,12 @@ class RolloutEvent(Base):
     action_id: Mapped[str | None] = mapped_column(Text)
     event: Mapped[str] = mapped_column(Text)  # started|succeeded|failed|gate|refused|...
     outcome: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)  # the display name the rollout was given
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    # Who wrote it: session_user, set by a trigger whatever the INSERT says (p0014); NULL on
+    # rows written before.
+    db_role: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_phasegate_rollout_event_rollout_id_at", "rollout_id", "at"),)
 
@@ -307,6 +311,14 @@ class DeadLetter(Base):
         ),
         # The foreign key's referencing side and the backfill's "already dead-lettered?" probe.
         Index("ix_background_dead_letter_job_id", "job_id"),
+        # A job is the requeue of at most one letter (p0013); the state machine that sets
+        # requeued_job_id once per letter is the trigger background_dead_letter_guard (p0014).
+        Index(
+            "uq_background_dead_letter_requeued_job_id",
+            "requeued_job_id",
+            unique=True,
+            postgresql_where=text("requeued_job_id IS NOT NULL"),
+        ),
     )
 
 
@@ -323,12 +335,13 @@ class JobEffect(Base):
 
 
 class OperatorAudit(Base):
-    """Append-only record of every operator action (a trigger refuses UPDATE and DELETE)."""
+    """Append-only record of every operator action (triggers refuse UPDATE, DELETE and
+    TRUNCATE; from p0014 written only by the dead-letter functions and the migrating role)."""
 
     __tablename__ = "background_operator_audit"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    operator: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(Text)  # the display name (--operator), as given
     action: Mapped[str] = mapped_column(Text)  # requeue|discard|inspect|reconcile|...
     target_kind: Mapped[str] = mapped_column(Text)
     target_id: Mapped[str | None] = mapped_column(Text)
@@ -336,6 +349,9 @@ class OperatorAudit(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    # Who acted: session_user, set by a trigger whatever the INSERT says (p0014); NULL on rows
+    # written before.
+    db_role: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_background_operator_audit_target", "target_kind", "target_id"),)
 
@@ -349,3 +365,19 @@ EXPAND_TABLES = (
     "background_job_effect",
     "background_operator_audit",
 )
+
+# What SQLAlchemy models cannot describe but the invariants rest on (p0002, p0006, p0014):
+# the triggers, table -> names, and the functions in the schema. The schema checks require
+# each to exist and each trigger to be enabled, so a dropped or disabled guard fails a gate.
+TRIGGERS: dict[str, tuple[str, ...]] = {
+    "phasegate_rollout_event": ("phasegate_rollout_event_append_only",
+                                "phasegate_rollout_event_no_truncate",
+                                "phasegate_rollout_event_session_role"),
+    "background_dead_letter": ("background_dead_letter_guard",),
+    "background_operator_audit": ("background_operator_audit_append_only",
+                                  "background_operator_audit_no_truncate",
+                                  "background_operator_audit_session_role"),
+}
+FUNCTIONS = ("phasegate_append_only", "phasegate_record_session_role",
+             "phasegate_dead_letter_guard", "phasegate_dlq_audit", "phasegate_dlq_requeue",
+             "phasegate_dlq_discard", "phasegate_dlq_inspect")

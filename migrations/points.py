@@ -8,8 +8,8 @@ from __future__ import annotations
 
 BASELINE = "p0001_baseline"
 KIT = "p0002_kit"
-EXPAND = "p0012_expand_dead_letter_job_ix"
-CONTRACT = "p0013_contract_legacy_job_index"
+EXPAND = "p0014_expand_ledger_integrity"
+CONTRACT = "p0090_contract_legacy_job_index"
 
 POINTS: dict[str, str] = {
     "baseline": BASELINE,
@@ -19,12 +19,15 @@ POINTS: dict[str, str] = {
 }
 HEAD = CONTRACT
 
-# Revision ids shipped under another name, old -> new. The contract revision was p0010 while
-# two expand revisions (p0011, p0012) sat after it in the chain; it became p0013 so that file
-# order is chain order. A database still stamped with an old id is re-stamped before Alembic
-# reads it (migrations/env.py), and api.current() reports the new id; rollout state that
-# names the old id's migrate action is read under the new one (rollout/state.py). The old
-# ids are never reused for another revision.
+# Revision ids shipped under another name, old -> new. The contract revision shipped as p0010
+# while two expand revisions (p0011, p0012) sat after it in the chain; it became p0090 so that
+# file order is chain order with numbers free for expand revisions before it. (In between it
+# was p0013_contract_legacy_job_index, never in a release: that id has no entry, and a
+# database stamped with it is refused as unknown rather than guessed at.) A database still
+# stamped with an old id is re-stamped before Alembic reads it (migrations/env.py), and
+# api.current() reports the new id; rollout state that names the old id's migrate action is
+# read under the new one (rollout/state.py). The old ids are never reused for another
+# revision.
 RENAMED: dict[str, str] = {
-    "p0010_contract_legacy_job_index": "p0013_contract_legacy_job_index",
+    "p0010_contract_legacy_job_index": "p0090_contract_legacy_job_index",
 }

@@ -28,3 +28,14 @@ FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
 JOIN pg_class t ON t.oid = x.indrelid
 WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY(%(tables)s);
+
+-- name: triggers
+-- User triggers on the given tables and whether they fire (tgenabled 'D' = disabled).
+SELECT t.tgname AS name, r.relname AS table_name, t.tgenabled <> 'D' AS enabled
+FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND r.relnamespace = current_schema()::regnamespace
+  AND r.relname = ANY(%(tables)s);
+
+-- name: functions
+-- Names of the functions in the current schema.
+SELECT p.proname AS name FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace;

@@ -1,15 +1,27 @@
-"""ReliabilityDatabase: the database, four least-privilege login roles, and what Pulumi grants.
+"""ReliabilityDatabase: the database, four least-privilege login roles, the NOLOGIN owner of the
+append-only logs, and what Pulumi grants.
 
 The split of grants (see ``infra/README.md``):
 
 * **Pulumi (here)**: the roles and their passwords, limits and timeouts; the database and
-  its owner; database-level privileges (only our roles may CONNECT); schema-level privileges
-  (only the migrator may CREATE, the others get USAGE); default privileges so that every table
-  the migrator creates later is readable by ``operator`` and ``readonly`` the moment it exists.
+  the schema, owned by the NOLOGIN ``owner`` (see below); database-level privileges (only our
+  roles may CONNECT); schema-level privileges (only the migrator may CREATE, the others get
+  USAGE); default privileges so that every table the migrator creates later is readable by
+  ``operator`` and ``readonly`` the moment it exists.
 * **Migrations** (``migrations/versions/p0011_expand_grants.py`` and every later revision
   that creates a table): table-level grants, because only the revision that creates a table
   knows which role may write it. ``app`` gets no default privileges on purpose: a new table
   is not writable by the application until a revision says so.
+* **The owner** (``owner``, NOLOGIN) owns the database, the schema and, once
+  ``p0014_expand_ledger_integrity`` hands them over, ``phasegate_rollout_event`` and
+  ``background_operator_audit``: so the role that runs rollouts (the migrator) cannot
+  TRUNCATE the logs, DISABLE their triggers, or DROP them (a schema's or a database's owner
+  may drop anything in it); it owns the tables it creates and nothing around them. ``ALTER TABLE ... OWNER TO`` needs the migrator to be a member of the owner, and
+  PostgreSQL 15 has no per-grant INHERIT option; so the migrator is a member through a
+  NOINHERIT NOLOGIN bridge role (``<owner>_noinherit``): membership reaches the owner (enough
+  for OWNER TO, and for an explicit ``SET ROLE``), privileges stop at the bridge (the
+  migrator does not hold the owner's rights implicitly), and the migrator's other
+  memberships keep inheriting. See ``infra/README.md`` for what that does and does not allow.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -31,7 +44,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulumi_postgresql as postgresql
 
-ROLE_KEYS = ("migrator", "app", "operator", "readonly")
+# Roles that log in (a password, a DSN each).
+LOGIN_KEYS = ("migrator", "app", "operator", "readonly")
+# ... and the NOLOGIN owner of the append-only logs.
+ROLE_KEYS = (*LOGIN_KEYS, "owner")
+# The bridge role's name is the owner's plus this: it must fit in 63 bytes too.
+BRIDGE_SUFFIX = "_noinherit"
 # Roles that log in to use the schema the migrator owns.
 USER_KEYS = ("app", "operator", "readonly")
 # Roles that read every table, including tables created after provisioning.
@@ -70,6 +88,9 @@ def default_roles() -> dict[str, RoleSpec]:
         "app": RoleSpec("app", 100, 30 * 1000),
         "operator": RoleSpec("operator", 5, 60 * 1000),
         "readonly": RoleSpec("readonly", 10, 60 * 1000),
+        # NOLOGIN: the limits do not apply. The name is the migrations' default
+        # (PHASEGATE_ROLE_OWNER).
+        "owner": RoleSpec("phasegate_owner", 0, 0),
     }
 
 
@@ -112,12 +133,22 @@ class ReliabilityDatabaseArgs:
         if set(self.roles) != set(ROLE_KEYS):
             raise ConfigError(f"roles must be exactly {', '.join(ROLE_KEYS)}")
         names = [spec.name for spec in self.roles.values()]
+        names.append(self.roles["owner"].name + BRIDGE_SUFFIX)
         if len(set(names)) != len(names):
             raise ConfigError(f"role names must be distinct: {', '.join(names)}")
+        if len(names[-1]) > 63:
+            raise ConfigError(f"the owner role's name must leave room for {BRIDGE_SUFFIX!r} "
+                              "(at most 53 characters)")
         if self.password_length < 20:
             raise ConfigError("password_length must be at least 20")
         if self.migrator_lock_timeout_ms <= 0:
             raise ConfigError("migrator_lock_timeout_ms must be positive")
+
+
+# No role gets CREATEDB, CREATEROLE, SUPERUSER, REPLICATION or BYPASSRLS.
+_NO_ELEVATED_ATTRIBUTES: dict[str, Any] = {
+    "create_database": False, "create_role": False, "superuser": False, "replication": False,
+    "bypass_row_level_security": False}
 
 
 def postgres_dsn(user: str, password: str, host: str, port: int, dbname: str, sslmode: str) -> str:
@@ -153,13 +184,17 @@ class ReliabilityDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self.passwords = {key: self._password(name, key) for key in ROLE_KEYS}
-        self.roles = {key: self._role(name, key, child) for key in ROLE_KEYS}
-        migrator = self.roles["migrator"]
+        self.passwords = {key: self._password(name, key) for key in LOGIN_KEYS}
+        self.roles = {"owner": self._owner_role(name, child)}
+        self.owner_bridge = self._owner_bridge(name, child)
+        self.roles.update({key: self._role(name, key, child) for key in LOGIN_KEYS})
+        # The database and the schema belong to the owner, not to the migrator: their owner may
+        # DROP any table in them (or the whole database), the append-only logs included.
+        owner = self.roles["owner"]
         self.database = postgresql.Database(
             f"{name}-database",
             name=args.database,
-            owner=migrator.name,
+            owner=owner.name,
             connection_limit=args.connection_limit,
             opts=child,
         )
@@ -167,7 +202,7 @@ class ReliabilityDatabase(pulumi.ComponentResource):
             f"{name}-schema",
             name=args.schema,
             database=self.database.name,
-            owner=migrator.name,
+            owner=owner.name,
             if_not_exists=True,  # 'public' already exists in a new database
             drop_cascade=args.drop_cascade_on_destroy,
             opts=child,
@@ -175,7 +210,7 @@ class ReliabilityDatabase(pulumi.ComponentResource):
         self.grants = self._database_grants(name, child) + self._schema_grants(name, child)
         self.default_privileges = self._default_privileges(name, child)
         self.migrator_lock_timeout = self._migrator_lock_timeout(name)
-        self.dsns = {key: self._dsn(key) for key in ROLE_KEYS}
+        self.dsns = {key: self._dsn(key) for key in LOGIN_KEYS}
         self.register_outputs({
             "database": self.database.name,
             "role_names": {key: spec.name for key, spec in args.roles.items()},
@@ -202,14 +237,25 @@ class ReliabilityDatabase(pulumi.ComponentResource):
             password=self.passwords[key],
             connection_limit=spec.connection_limit,
             statement_timeout=spec.statement_timeout_ms,
-            # No role gets CREATEDB, CREATEROLE, SUPERUSER, REPLICATION or BYPASSRLS.
-            create_database=False,
-            create_role=False,
-            superuser=False,
-            replication=False,
-            bypass_row_level_security=False,
+            # Only the migrator is a member of anything: of the bridge, to hand the logs over.
+            roles=[self.owner_bridge.name] if key == "migrator" else [],
+            **_NO_ELEVATED_ATTRIBUTES,
             opts=child,
         )
+
+    def _owner_role(self, name: str, child: pulumi.ResourceOptions) -> postgresql.Role:
+        """NOLOGIN owner of the append-only logs: nobody connects as it."""
+        return postgresql.Role(f"{name}-role-owner", name=self.args.roles["owner"].name,
+                               login=False, **_NO_ELEVATED_ATTRIBUTES, opts=child)
+
+    def _owner_bridge(self, name: str, child: pulumi.ResourceOptions) -> postgresql.Role:
+        """NOINHERIT member of the owner: its members reach the owner by membership (OWNER TO,
+        SET ROLE) but do not inherit the owner's privileges (PostgreSQL 15 reads INHERIT off
+        the member role, so the bridge carries it instead of the migrator)."""
+        return postgresql.Role(f"{name}-role-owner-bridge",
+                               name=self.args.roles["owner"].name + BRIDGE_SUFFIX, login=False,
+                               inherit=False, roles=[self.roles["owner"].name],
+                               **_NO_ELEVATED_ATTRIBUTES, opts=child)
 
     def _database_grants(self, name: str, child: pulumi.ResourceOptions) -> list[postgresql.Grant]:
         # An empty privilege list revokes: PUBLIC loses the default CONNECT and TEMPORARY.
@@ -217,7 +263,7 @@ class ReliabilityDatabase(pulumi.ComponentResource):
             f"{name}-db-revoke-public", database=self.database.name, role="public",
             object_type="database", privileges=[], opts=child,
         )]
-        for key in USER_KEYS:
+        for key in LOGIN_KEYS:  # the migrator too: it does not own the database
             grants.append(postgresql.Grant(
                 f"{name}-db-connect-{key}", database=self.database.name,
                 role=self.roles[key].name, object_type="database", privileges=["CONNECT"],
@@ -226,7 +272,8 @@ class ReliabilityDatabase(pulumi.ComponentResource):
         return grants
 
     def _schema_grants(self, name: str, child: pulumi.ResourceOptions) -> list[postgresql.Grant]:
-        # Nobody but the owner (migrator) may CREATE in the schema: no DDL for the others.
+        # Only the migrator may CREATE in the schema (it owns what it creates): no DDL for the
+        # others. It does not own the schema, so it cannot drop what it did not create.
         grants = [postgresql.Grant(
             f"{name}-schema-revoke-public", database=self.database.name, schema=self.schema.name,
             role="public", object_type="schema", privileges=[], opts=child,
@@ -237,6 +284,11 @@ class ReliabilityDatabase(pulumi.ComponentResource):
                 schema=self.schema.name, role=self.roles[key].name, object_type="schema",
                 privileges=["USAGE"], opts=child,
             ))
+        grants.append(postgresql.Grant(
+            f"{name}-schema-create-migrator", database=self.database.name,
+            schema=self.schema.name, role=self.roles["migrator"].name, object_type="schema",
+            privileges=["CREATE", "USAGE"], opts=child,
+        ))
         return grants
 
     def _default_privileges(

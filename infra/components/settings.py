@@ -26,6 +26,7 @@ NAMESPACE = "phasegate"
 # Stacks whose resources are protected unless ``phasegate:protect`` says otherwise.
 PRODUCTION_STACKS = frozenset({"prod", "production"})
 _ROLE_FIELDS = {"name", "connectionLimit", "statementTimeoutMs"}
+_OWNER_FIELDS = {"name"}  # NOLOGIN: no limits to set
 # Every key the program reads; Pulumi ignores unknown keys, so a test holds the stack files
 # to this list (a typo in a stack file would otherwise silently fall back to a default).
 CONFIG_KEYS = frozenset({
@@ -53,8 +54,9 @@ def _roles(raw: Any) -> dict[str, RoleSpec]:
     if not isinstance(raw, dict) or not set(raw) <= set(ROLE_KEYS):
         raise ConfigError(f"phasegate:roles must be an object with keys among {', '.join(ROLE_KEYS)}")
     for key, spec in raw.items():
-        if not isinstance(spec, dict) or not set(spec) <= _ROLE_FIELDS:
-            raise ConfigError(f"phasegate:roles.{key} takes {', '.join(sorted(_ROLE_FIELDS))}")
+        fields = _OWNER_FIELDS if key == "owner" else _ROLE_FIELDS
+        if not isinstance(spec, dict) or not set(spec) <= fields:
+            raise ConfigError(f"phasegate:roles.{key} takes {', '.join(sorted(fields))}")
         base = roles[key]
         roles[key] = RoleSpec(
             name=str(spec.get("name", base.name)),

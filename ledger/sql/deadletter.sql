@@ -30,37 +30,22 @@ SELECT id, job_id, job_type, payload, error_class, last_error, attempts, correla
 FROM background_dead_letter
 WHERE id = %(id)s;
 
--- name: resolve_dead_letter
--- Close an OPEN dead letter (REQUEUED or DISCARDED); a closed one matches no row, so one operator wins.
-UPDATE background_dead_letter
-SET status = %(status)s::background_dead_letter_status, resolved_at = now(),
-    resolved_by = %(operator)s, resolution_reason = %(reason)s
-WHERE id = %(id)s AND status = 'OPEN'
-RETURNING id, job_id, job_type, payload, error_class, last_error, attempts, correlation_id,
-          status, dead_at, resolved_at, resolved_by, resolution_reason, requeued_job_id;
+-- name: requeue_dead_letter
+-- Requeue through the database's function (p0014): the letter's own job type and payload, audited; refusals are returned.
+SELECT outcome, letter_status, new_job_id, new_correlation_id
+FROM phasegate_dlq_requeue(%(id)s::bigint, %(display_name)s::text, %(reason)s::text);
 
--- name: copy_job_for_requeue
--- A fresh PENDING job (attempts 0) with the dead job's type, payload and dispatch key.
-INSERT INTO background_job (type, payload, max_attempts, correlation_id, dispatch_key)
-SELECT type, payload, max_attempts, %(correlation_id)s, dispatch_key
-FROM background_job
-WHERE id = %(job_id)s
-RETURNING id;
+-- name: discard_dead_letter
+-- Discard through the database's function (p0014): a non-blank reason, audited; refusals are returned.
+SELECT outcome, letter_status FROM phasegate_dlq_discard(%(id)s::bigint, %(display_name)s::text, %(reason)s::text);
 
--- name: link_requeued_job
--- Record on the dead letter which job its requeue created.
-UPDATE background_dead_letter SET requeued_job_id = %(requeued_job_id)s WHERE id = %(id)s;
-
--- name: audit_dead_letter_action
--- Append one operator action on a dead letter to the audit (append-only by trigger).
-INSERT INTO background_operator_audit
-    (operator, action, target_kind, target_id, outcome, reason, detail)
-VALUES (%(operator)s, %(action)s, 'dead_letter', %(target_id)s, %(outcome)s, %(reason)s,
-        %(detail)s);
+-- name: inspect_dead_letter
+-- Audit an inspection through the database's function (p0014); a missing letter is returned as not_found.
+SELECT outcome, letter_status FROM phasegate_dlq_inspect(%(id)s::bigint, %(display_name)s::text);
 
 -- name: dead_letter_audit
 -- The audit trail of one dead letter, oldest first.
-SELECT operator, action, outcome, reason, detail, at
+SELECT operator, db_role, action, outcome, reason, detail, at
 FROM background_operator_audit
 WHERE target_kind = 'dead_letter' AND target_id = %(target_id)s
 ORDER BY at, id;

@@ -191,5 +191,5 @@ def test_every_revision_that_builds_an_index_is_killed_mid_way() -> None:
     declared = {s.revision for s in script.walk_revisions() if getattr(s.module, "long_running", False)}
     assert builders <= declared
     during = {c.action_id.rsplit(".", 1)[1] for c in CELLS if c.point == "during" and ".migrate." in c.action_id}
-    # Revisions the phases apply forward (contract's p0013 only drops an index going forward).
+    # Revisions the phases apply forward (contract's p0090 only drops an index going forward).
     assert builders <= during

@@ -74,22 +74,25 @@ def test_liveness_leases(run_check: Run, db_url: str, seed: Seed) -> None:
         ("run", "f:stale:1"), ("job", "worker-1")}
 
 
-DLQ_SQL = ("INSERT INTO background_dead_letter (job_id, job_type, error_class, attempts, dead_at, "
-           "status) SELECT j.id, 'email', 'TERMINAL', 5, now() - %(age)s, %(status)s::"
-           "background_dead_letter_status FROM background_job j WHERE j.id > %(after)s "
-           "ORDER BY j.id LIMIT %(n)s")
+# A dead letter is born OPEN (the trigger of p0014); resolved ones are OPEN ones discarded.
+DLQ_SQL = ("INSERT INTO background_dead_letter (job_id, job_type, error_class, attempts, dead_at) "
+           "SELECT j.id, 'email', 'TERMINAL', 5, now() - %(age)s FROM background_job j "
+           "WHERE j.id > %(after)s ORDER BY j.id LIMIT %(n)s")
+DISCARD_SQL = ("UPDATE background_dead_letter SET status = 'DISCARDED', resolved_by = 'test', "
+               "resolution_reason = 'seeded' WHERE job_id > %(after)s AND job_id <= %(after)s + %(n)s")
 
 
 def test_liveness_dead_letters_pass_warn_fail(run_check: Run, seed: Seed) -> None:
     _jobs(seed, 40, "FAILED", 5)
-    seed(DLQ_SQL, {"age": ago(5400), "status": "OPEN", "after": 0, "n": 4})  # previous window
-    seed(DLQ_SQL, {"age": ago(60), "status": "DISCARDED", "after": 4, "n": 10})  # resolved
+    seed(DLQ_SQL, {"age": ago(5400), "after": 0, "n": 4})  # previous window
+    seed(DLQ_SQL, {"age": ago(60), "after": 4, "n": 10})
+    seed(DISCARD_SQL, {"after": 4, "n": 10})  # resolved
     r = run_check("liveness_dead_letters", dlq_window_seconds=3600, dlq_max_new=10)
     assert r.verdict is Verdict.PASS, r.summary
-    seed(DLQ_SQL, {"age": ago(60), "status": "OPEN", "after": 14, "n": 9})
+    seed(DLQ_SQL, {"age": ago(60), "after": 14, "n": 9})
     r = run_check("liveness_dead_letters", dlq_window_seconds=3600, dlq_max_new=10)
     assert r.verdict is Verdict.WARN and "more than doubled" in r.summary
-    seed(DLQ_SQL, {"age": ago(60), "status": "OPEN", "after": 23, "n": 2})
+    seed(DLQ_SQL, {"age": ago(60), "after": 23, "n": 2})
     r = run_check("liveness_dead_letters", dlq_window_seconds=3600, dlq_max_new=10)
     assert r.verdict is Verdict.FAIL
     assert r.evidence[0] == {"job_type": "email", "recent": 11, "previous": 4}
@@ -120,7 +123,7 @@ def _in(seconds: float):  # noqa: ANN202 - a timestamp relative to now
 def test_retention_protected_open_dead_letter_lost_history(run_check: Run, seed: Seed) -> None:
     _jobs(seed, 3, "FAILED", 5)
     seed(BACKFILL_SQL)
-    seed(DLQ_SQL, {"age": ago(60), "status": "OPEN", "after": 0, "n": 2})
+    seed(DLQ_SQL, {"age": ago(60), "after": 0, "n": 2})
     assert run_check("retention_protected").verdict is Verdict.PASS
     seed("DELETE FROM background_function_run WHERE job_id = 2")
     r = run_check("retention_protected")
@@ -159,7 +162,7 @@ def triage_data(db_url: str, seed: Seed) -> str:
          "now() - g * interval '10 seconds', now() - g * interval '9 seconds' "
          "FROM generate_series(1, 20000) g")
     _jobs(seed, 2000, "FAILED", 5)
-    seed(DLQ_SQL, {"age": ago(60), "status": "OPEN", "after": 0, "n": 2000})
+    seed(DLQ_SQL, {"age": ago(60), "after": 0, "n": 2000})
     seed("ANALYZE")
     return db_url
 

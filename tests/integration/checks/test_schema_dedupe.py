@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from checks import Verdict
+from checks.base import MAX_EVIDENCE
 from tests.integration.checks.conftest import Run, Seed, add_runs, add_windows, ago
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,7 +60,29 @@ def test_schema_objects_fail_on_baseline(run_check: Run, make_db: Callable[[str]
     names = {(e["kind"], e["name"]) for e in r.evidence}
     assert ("column", "background_job.dispatch_key") in names
     assert ("table", "phasegate_flag") in names
-    assert int(r.summary.split()[0]) == len(r.evidence) == 16
+    # 16 as before, and the 7 functions; the evidence is a bounded sample of them.
+    assert int(r.summary.split()[0]) == 16 + 7 and len(r.evidence) == MAX_EVIDENCE
+
+
+def test_schema_objects_fail_on_a_dropped_guard_trigger_and_function(run_check: Run, seed: Seed) -> None:
+    seed("DROP TRIGGER background_dead_letter_guard ON background_dead_letter")
+    seed("DROP FUNCTION phasegate_dlq_inspect(bigint, text)")
+    r = run_check("schema_objects")
+    assert r.verdict is Verdict.FAIL
+    assert {(e["kind"], e["name"]) for e in r.evidence} == {
+        ("trigger", "background_dead_letter.background_dead_letter_guard"),
+        ("function", "phasegate_dlq_inspect")}
+
+
+def test_schema_valid_fails_on_a_disabled_guard_trigger(run_check: Run, seed: Seed) -> None:
+    """An owner's way around the append-only logs: disable the trigger, then rewrite."""
+    seed("ALTER TABLE background_operator_audit DISABLE TRIGGER background_operator_audit_no_truncate")
+    seed("ALTER TABLE background_dead_letter DISABLE TRIGGER background_dead_letter_guard")
+    r = run_check("schema_valid")
+    assert r.verdict is Verdict.FAIL
+    assert {e["name"] for e in r.evidence} == {
+        "background_operator_audit.background_operator_audit_no_truncate",
+        "background_dead_letter.background_dead_letter_guard"}
 
 
 def test_schema_valid_fails_on_not_valid_constraint_and_invalid_index(run_check: Run,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from ledger.classify import RetryPolicies, RetryPolicy
 from ledger.errors import DeadLetterNotFound, DeadLetterNotOpen, LedgerNotExpanded, ReasonRequired
+from tests.conftest import to_dsn
 from tests.integration.ledger.conftest import q
 
 ONE_SHOT = RetryPolicies(default=RetryPolicy(max_attempts=1, base_seconds=0))
@@ -26,12 +28,20 @@ def _dead(app, job_type: str = "email", error: Exception | None = None, **payloa
              (job,))[0][0]
 
 
+def _backdate(db_url: str, dead_letter_id: int) -> None:
+    """Make a letter two hours old. dead_at is part of the snapshot the trigger keeps (p0014):
+    the test's superuser seeds history with triggers off (replica mode), as a restore would."""
+    with psycopg.connect(to_dsn(db_url), autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE background_dead_letter SET dead_at = now() - interval '2 hours' "
+                     "WHERE id = %s", (dead_letter_id,))
+
+
 def test_list_filters_by_function_error_class_and_age(make_app) -> None:
     app = make_app("dual", policies=ONE_SHOT)
     a = _dead(app, "email")
     b = _dead(app, "sync", TimeoutError("slow"))
-    q(app.test_db_url, "UPDATE background_dead_letter SET dead_at = now() - interval '2 hours' "
-      "WHERE id = %s", (a,))
+    _backdate(app.test_db_url, a)
     dl = app.dead_letters
     assert {d.id for d in dl.list()} == {a, b}
     assert [d.id for d in dl.list(function="email")] == [a]

@@ -30,13 +30,22 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "stack": "staging",
         "config": {**BASE, "phasegate:roles": json.dumps({
             "migrator": {"name": "pg_mig"}, "app": {"name": "pg_app", "connectionLimit": 7},
-            "operator": {"name": "pg_ops"}, "readonly": {"name": "pg_ro"}}),
+            "operator": {"name": "pg_ops"}, "readonly": {"name": "pg_ro"},
+            "owner": {"name": "pg_logs"}}),
             "phasegate:database": "ledger_db", "phasegate:migratorLockTimeoutMs": "1234"},
         "secret_keys": ["phasegate:pgAdminPassword"],
     },
     "bad-role": {
         "stack": "dev",
         "config": {**BASE, "phasegate:roles": json.dumps({"app": {"name": "App; DROP"}})},
+    },
+    "owner-with-limits": {
+        "stack": "dev",
+        "config": {**BASE, "phasegate:roles": json.dumps({"owner": {"connectionLimit": 3}})},
+    },
+    "owner-name-too-long": {
+        "stack": "dev",
+        "config": {**BASE, "phasegate:roles": json.dumps({"owner": {"name": "o" * 54}})},
     },
 }
 DEFAULT_NAMES = {"migrator": "migrator", "app": "app", "operator": "operator", "readonly": "readonly"}
@@ -74,7 +83,8 @@ def by_name(g: dict[str, Any], name: str) -> dict[str, Any]:
 ])
 def test_four_login_roles_without_elevated_attributes(scenario: str, names: dict[str, str]) -> None:
     g = graph(scenario)
-    roles = {r["name"].removeprefix("ledger-role-"): r for r in of_type(g, ":Role")}
+    roles = {r["name"].removeprefix("ledger-role-"): r for r in of_type(g, ":Role")
+             if r["inputs"]["login"]}
     assert {k: r["inputs"]["name"] for k, r in roles.items()} == names
     for role in roles.values():
         inputs = role["inputs"]
@@ -88,13 +98,47 @@ def test_four_login_roles_without_elevated_attributes(scenario: str, names: dict
         assert roles["app"]["inputs"]["connectionLimit"] == 7
 
 
-def test_database_and_schema_are_owned_by_the_migrator() -> None:
+ELEVATED = ("superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity")
+
+
+@pytest.mark.parametrize(("scenario", "owner"), [("dev", "phasegate_owner"), ("renamed", "pg_logs")])
+def test_the_logs_owner_is_nologin_and_the_migrator_reaches_it_only_through_a_noinherit_bridge(
+        scenario: str, owner: str) -> None:
+    """p0014 hands the append-only logs to the owner; PostgreSQL 15 lets the migrator do that
+    (ALTER ... OWNER TO checks membership) without inheriting the owner's rights only if the
+    membership goes through a role that does not inherit."""
+    g = graph(scenario)
+    nologin = {r["name"]: r["inputs"] for r in of_type(g, ":Role") if not r["inputs"]["login"]}
+    assert set(nologin) == {"ledger-role-owner", "ledger-role-owner-bridge"}
+    assert nologin["ledger-role-owner"]["name"] == owner
+    assert nologin["ledger-role-owner"].get("roles", []) == []  # a member of nothing
+    bridge = nologin["ledger-role-owner-bridge"]
+    assert (bridge["name"], bridge["inherit"], bridge["roles"]) == (
+        f"{owner}_noinherit", False, [owner])
+    for inputs in nologin.values():
+        assert "password" not in inputs and not any(inputs[a] for a in ELEVATED)
+    logins = {r["name"]: r["inputs"] for r in of_type(g, ":Role") if r["inputs"]["login"]}
+    members = {name: inputs.get("roles", []) for name, inputs in logins.items()}
+    assert members.pop("ledger-role-migrator") == [f"{owner}_noinherit"]
+    assert all(roles == [] for roles in members.values()), members
+    assert all(inputs.get("inherit", True) for inputs in logins.values())  # other memberships inherit
+    assert set(g["outputs"]) >= {"migrator_dsn"} and "owner_dsn" not in g["outputs"]
+    assert g["outputs"]["role_names"]["value"]["owner"] == owner
+
+
+def test_the_owner_role_may_not_take_limits_nor_a_name_without_room_for_the_bridge() -> None:
+    assert "phasegate:roles.owner takes name" in graph("owner-with-limits")["error"]
+    assert "at most 53 characters" in graph("owner-name-too-long")["error"]
+
+
+def test_database_and_schema_are_owned_by_the_owner_not_the_migrator() -> None:
+    """Whoever owns a database or a schema may drop anything in it, the logs included."""
     g = graph("renamed")
     db = by_name(g, "ledger-database")["inputs"]
-    assert (db["name"], db["owner"]) == ("ledger_db", "pg_mig")
+    assert (db["name"], db["owner"]) == ("ledger_db", "pg_logs")
     assert db["connectionLimit"] > 0
     schema = by_name(g, "ledger-schema")["inputs"]
-    assert (schema["name"], schema["owner"], schema["database"]) == ("public", "pg_mig", "ledger_db")
+    assert (schema["name"], schema["owner"], schema["database"]) == ("public", "pg_logs", "ledger_db")
 
 
 def _grants(g: dict[str, Any]) -> set[tuple[str, str, str, tuple[str, ...]]]:
@@ -110,9 +154,10 @@ def test_database_and_schema_grants_are_exactly_least_privilege() -> None:
     users = ("pg_app", "pg_ops", "pg_ro")
     assert _grants(g) == {
         ("database", "", "public", ()),  # PUBLIC loses CONNECT and TEMPORARY
-        ("schema", "public", "public", ()),  # nobody but the owner may CREATE
-        *{("database", "", u, ("CONNECT",)) for u in users},
+        ("schema", "public", "public", ()),  # nobody but the migrator may CREATE
+        *{("database", "", u, ("CONNECT",)) for u in (*users, "pg_mig")},
         *{("schema", "public", u, ("USAGE",)) for u in users},
+        ("schema", "public", "pg_mig", ("CREATE", "USAGE")),  # DDL, without owning the schema
     }
     assert all(r["inputs"]["database"] == "ledger_db" for r in of_type(g, ":Grant"))
 

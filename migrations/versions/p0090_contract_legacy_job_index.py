@@ -4,16 +4,17 @@ Reversible: the downgrade rebuilds it CONCURRENTLY. The contract phase's irrever
 (expiring legacy Redis keys) live in the rollout, not here.
 
 Shipped first as ``p0010_contract_legacy_job_index``, before p0011 and p0012 were added
-under it; renumbered so file order is chain order. ``migrations.points.RENAMED`` re-stamps
-databases that still carry the old id.
+under it; renumbered so file order is chain order, to p0090 so that expand revisions have
+numbers free before it (it was ``p0013_contract_legacy_job_index`` for a while, never in a
+release). ``migrations.points.RENAMED`` re-stamps databases that still carry the shipped id.
 """
 
 from __future__ import annotations
 
 from migrations import safe_ddl
 
-revision = "p0013_contract_legacy_job_index"
-down_revision = "p0012_expand_dead_letter_job_ix"
+revision = "p0090_contract_legacy_job_index"
+down_revision = "p0014_expand_ledger_integrity"
 branch_labels = None
 depends_on = None
 phase = "contract"
