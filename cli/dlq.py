@@ -20,7 +20,8 @@ from phasegate.errors import ConfigError
 from phasegate.text import mask_secrets, printable
 
 ENV_HELP = "environment to act on (default local)"
-URL_HELP = "database URL (overrides --env; or PHASEGATE_DB_URL)"
+URL_HELP = ("database URL, overriding --env; prefer PHASEGATE_DB_URL or a URL without the password "
+            "plus PGPASSFILE: a password on the command line is visible to every user in /proc")
 FORMATS = ("table", "json")
 
 

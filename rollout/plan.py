@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import flags, sqlfiles
+from phasegate.files import check_output_path, write_text_atomic
 from rollout import gates
 from rollout.actions import CONFIRM, DEAD_LETTERS_FILE
 from rollout.drops import DEAD_LETTERS
@@ -178,12 +179,15 @@ def render_markdown(p: dict[str, Any]) -> str:
 
 
 def write(target: Target, directory: Path, phase_name: str, engine: Engine | None) -> list[Path]:
-    """Write ``<phase>.md`` and ``<phase>.json`` into ``directory``; returns the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``<phase>.md`` and ``<phase>.json`` into ``directory``; returns the paths. Each is
+    written whole (a temporary file renamed over it) and never through a planted symlink: a
+    link at ``plans/<env>/<phase>.md`` is refused, its target left as it was."""
     p = build(target, phase_name, table_sizes(engine))
     md, js = directory / f"{phase_name}.md", directory / f"{phase_name}.json"
-    md.write_text(render_markdown(p), encoding="utf-8")
-    js.write_text(json.dumps(p, indent=2, default=str), encoding="utf-8")
+    for path in (md, js):  # both checked before either is written
+        check_output_path(path, "plan")
+    write_text_atomic(md, render_markdown(p), "plan")
+    write_text_atomic(js, json.dumps(p, indent=2, default=str), "plan")
     return [md, js]
 
 

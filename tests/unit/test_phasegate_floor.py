@@ -199,3 +199,25 @@ class TestFiles:
             path = Path("/dev/full")
         with pytest.raises(errors.ConfigError, match=says):
             check_output_path(path)
+
+
+def test_the_engine_refuses_to_write_a_plan_through_a_planted_link(tmp_path: Path) -> None:
+    """The finding: the engine's own plan write overwrote the target of a link planted at
+    ``plans/<env>/<phase>.md``. Plans need no database (``engine=None``)."""
+    from rollout import plan
+    from rollout.environments import Target
+    from rollout.settings import Settings
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    plans = tmp_path / "plans" / "prod"
+    plans.mkdir(parents=True)
+    (plans / "expand.md").symlink_to(victim)
+    target = Target("prod", "postgresql+psycopg://u@h/db", "redis://h/0", True, Settings())
+    with pytest.raises(errors.ConfigError, match="symbolic link"):
+        plan.write(target, plans, "expand", None)
+    assert victim.read_text() == "precious" and not (plans / "expand.json").exists()
+    (plans / "expand.md").unlink()
+    written = plan.write(target, plans, "expand", None)
+    assert [p.name for p in written] == ["expand.md", "expand.json"]
+    assert written[0].read_text().startswith("# Rollback plan: expand on prod")
