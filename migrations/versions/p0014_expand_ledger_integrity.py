@@ -516,10 +516,11 @@ def downgrade() -> None:
         "DROP TRIGGER IF EXISTS background_operator_audit_no_truncate ON background_operator_audit")
     safe_ddl.execute(
         "DROP TRIGGER IF EXISTS background_operator_audit_session_role ON background_operator_audit")
-    safe_ddl.execute("ALTER TABLE background_operator_audit DROP COLUMN IF EXISTS db_role")
     safe_ddl.execute(
         "DROP TRIGGER IF EXISTS phasegate_rollout_event_no_truncate ON phasegate_rollout_event")
     safe_ddl.execute(
         "DROP TRIGGER IF EXISTS phasegate_rollout_event_session_role ON phasegate_rollout_event")
-    safe_ddl.execute("ALTER TABLE phasegate_rollout_event DROP COLUMN IF EXISTS db_role")
+    # The db_role columns stay: they are who acted, on append-only logs that every rollout
+    # writes, so dropping them would make even an automated rollback lose audit history.
+    # Old code ignores them; the upgrade finds them again (ADD COLUMN IF NOT EXISTS).
     safe_ddl.execute(DROP_FUNCTIONS, what="drop the integrity functions")

@@ -222,7 +222,12 @@ def test_the_downgrade_gives_the_logs_back_exactly_and_refuses_when_it_cannot(
     _bridge_inherits(db, True)
     try:
         api.downgrade(as_migrator, EXPAND_BEFORE)
-        assert _catalog(db) == pristine
+        restored = _catalog(db)
+        # Exactly as before p0014, but for who acted: the db_role columns stay (the logs are
+        # append-only history; an automated rollback must not lose it).
+        kept = [c for c in restored["columns"] if c not in pristine["columns"]]  # type: ignore[operator]
+        assert kept == [("background_operator_audit", "db_role"), ("phasegate_rollout_event", "db_role")]
+        assert {**restored, "columns": pristine["columns"]} == pristine
         api.upgrade(as_migrator, EXPAND_AFTER)
         assert _catalog(db) == after
     finally:
