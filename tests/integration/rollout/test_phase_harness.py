@@ -22,7 +22,6 @@ from tests.integration.rollout.harness import (
     snapshot,
 )
 
-
 # Who acted on the append-only logs: p0014's downgrade keeps it, on purpose (an automated
 # rollback must not lose audit history), so it is not part of "the schema back as it was".
 KEPT_ON_ROLLBACK = {"phasegate_rollout_event.db_role", "background_operator_audit.db_role"}
