@@ -27,12 +27,13 @@ SHELL_SHAPED = "$(touch {sentinel}); `touch {sentinel}`; touch {sentinel}"
 NASTY_ERROR = "bad \x00 nul \udcff\udcfe \x1b[2J\x1b[31mred [/bold] [link=x]y[/link]\nline two"
 
 
-def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def invoke(*args: str, env: dict[str, str] | None = None,
+           cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "250", **(env or {})}
     full_env.pop("PHASEGATE_DB_URL", None)
     return subprocess.run([sys.executable, "-m", "invoke", "-r", str(PROJECT), *args],
                           capture_output=True, text=True, timeout=120, env=full_env,
-                          errors="surrogateescape")
+                          errors="surrogateescape", cwd=cwd)
 
 
 def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
@@ -159,15 +160,18 @@ def test_sql_and_shell_shaped_operator_input_is_stored_verbatim_and_never_run(
     for flag, value in (("--status", "OPEN' OR 1=1 --"), ("--older-than", "1h; DROP TABLE x"),
                         ("--error-class", SQL_SHAPED)):
         assert "must" in one_line_error(invoke("dlq.list", "--db-url", url, flag, value))
-    # Reasons and operator names: stored as text, audited, nothing run.
-    assert invoke("dlq.discard", "--id", str(first), "--reason", SQL_SHAPED, "--operator", shell,
-                  "--db-url", url).returncode == 0
-    assert invoke("dlq.requeue", "--id", str(second), "--reason", shell, "--operator", SQL_SHAPED,
-                  "--db-url", url).returncode == 0
+    # Reasons and operator names: stored as text, audited, nothing run. A name is at most
+    # 64 characters (longer is refused, not cut), so the shell-shaped name touches a short
+    # relative sentinel in the directory the commands run in.
+    short_shell = "$(touch pwned); `touch pwned`"
+    assert invoke("dlq.discard", "--id", str(first), "--reason", SQL_SHAPED, "--operator",
+                  short_shell, "--db-url", url, cwd=tmp_path).returncode == 0
+    assert invoke("dlq.requeue", "--id", str(second), "--reason", shell, "--operator", SQL_SHAPED[:64],
+                  "--db-url", url, cwd=tmp_path).returncode == 0
     assert q(url, "SELECT operator, action, reason FROM background_operator_audit ORDER BY id") == [
-        (shell, "discard", SQL_SHAPED), (SQL_SHAPED, "requeue", shell)]
+        (short_shell, "discard", SQL_SHAPED), (SQL_SHAPED[:64], "requeue", shell)]
     assert q(url, "SELECT count(*) FROM background_dead_letter") == [(2,)]
-    assert not sentinel.exists()
+    assert not sentinel.exists() and not (tmp_path / "pwned").exists()
 
 
 def test_operator_text_that_is_not_utf8_is_audited_not_a_traceback(make_app) -> None:  # noqa: F811

@@ -73,6 +73,7 @@ def test_postgres_restart_mid_backfill_stops_in_one_line_and_resumes(redis_url, 
         target = make_target(url, redis_url, jobs=4000, settings=THROTTLED)
         apply_through(target, "expand", tmp_path)
         env = {**os.environ, "PHASEGATE_PGR_DB_URL": url, "PHASEGATE_PGR_REDIS_URL": redis_url,
+               "PHASEGATE_LOG_LEVEL": "WARNING",  # only the one error line on stderr
                "PHASEGATE_CONFIG": str(_toml(tmp_path / "phasegate.toml", THROTTLED))}
         cmd = [sys.executable, "-m", "invoke", "-r", str(PROJECT), "rollout", "--phase", "dual_write",
                "--env", "pgr"]
