@@ -5,6 +5,7 @@ scanned for the password."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -50,8 +51,19 @@ def logs() -> Iterator[_Capture]:
 def secret_db(pg_server, db_templates) -> Iterator[tuple[str, str, str]]:
     """(url with the password, role, password): a fresh baseline database reached as a role
     that must authenticate with scram-sha-256 (roles are cluster-wide: unique, dropped)."""
-    role, password = f"sec_{uuid.uuid4().hex[:10]}", f"Pw-{uuid.uuid4().hex}-s3cret"
-    dbname = f"sec_{uuid.uuid4().hex[:10]}"
+    password = f"Pw-{uuid.uuid4().hex}-s3cret"
+    with scram_database(pg_server, db_templates, "sec", password) as (role, dbname):
+        base = pg_server.sqlalchemy_url(dbname)
+        scheme, _, rest = base.partition("://")
+        yield f"{scheme}://{role}:{password}@{rest.split('@', 1)[1]}", role, password
+
+
+@contextlib.contextmanager
+def scram_database(pg_server, db_templates, prefix: str, password: str) -> Iterator[tuple[str, str]]:
+    """(role, database): a LOGIN role with ``password`` that must prove it (scram-sha-256,
+    really checked; everyone else keeps the server's trust), owning a fresh baseline database;
+    both dropped and pg_hba.conf restored afterwards."""
+    role, dbname = f"{prefix}_{uuid.uuid4().hex[:10]}", f"{prefix}_{uuid.uuid4().hex[:10]}"
     hba = Path(pg_server.data_dir) / "pg_hba.conf"
     original = hba.read_text(encoding="utf-8")
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
@@ -59,15 +71,11 @@ def secret_db(pg_server, db_templates) -> Iterator[tuple[str, str, str]]:
             sql.Identifier(role), sql.Literal(password)))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
             sql.Identifier(dbname), sql.Identifier(db_templates.template("baseline")), sql.Identifier(role)))
-        # Only this role must prove its password; everyone else keeps the server's trust.
         hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\nhost all {role} ::1/128 scram-sha-256\n"
                        + original, encoding="utf-8")
         conn.execute("SELECT pg_reload_conf()")
-    base = pg_server.sqlalchemy_url(dbname)
-    scheme, _, rest = base.partition("://")
-    url = f"{scheme}://{role}:{password}@{rest.split('@', 1)[1]}"
     try:
-        yield url, role, password
+        yield role, dbname
     finally:
         hba.write_text(original, encoding="utf-8")
         with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
@@ -146,25 +154,9 @@ def hard_secret(pg_server, db_templates, request) -> Iterator[tuple[str, str, st
     from urllib.parse import quote
 
     password = request.param
-    role, dbname = f"hard_{uuid.uuid4().hex[:10]}", f"hard_{uuid.uuid4().hex[:10]}"
-    hba = Path(pg_server.data_dir) / "pg_hba.conf"
-    original = hba.read_text(encoding="utf-8")
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(password)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-            sql.Identifier(dbname), sql.Identifier(db_templates.template("baseline")), sql.Identifier(role)))
-        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + original, encoding="utf-8")
-        conn.execute("SELECT pg_reload_conf()")
-    url = f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{pg_server.port}/{dbname}"
-    try:
+    with scram_database(pg_server, db_templates, "hard", password) as (role, dbname):
+        url = f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{pg_server.port}/{dbname}"
         yield url, role, password
-    finally:
-        hba.write_text(original, encoding="utf-8")
-        with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-            conn.execute("SELECT pg_reload_conf()")
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @pytest.mark.parametrize("hard_secret", list(HARD_PASSWORDS.values()), ids=list(HARD_PASSWORDS),
