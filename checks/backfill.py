@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from checks.base import MAX_EVIDENCE, Outcome, Probe, Verdict, check
 from checks.sqlfile import query
+from ledger.redis_layout import SQL_ESCAPE_PARAMS
 
 
 @check("backfill_complete", "backfill complete for the requested id range",
@@ -21,7 +22,8 @@ def backfill_complete(probe: Probe) -> Outcome:
     if until is None:
         return Outcome(Verdict.FAIL, "no backfill_until_id given and none recorded by the rollout")
     size = int(probe.setting("backfill_range_size"))
-    ranges = probe.rows(query("backfill", "backfill_ranges"), {"size": size, "until_id": int(until)})
+    ranges = probe.rows(query("backfill", "backfill_ranges"),
+                        {"size": size, "until_id": int(until), **SQL_ESCAPE_PARAMS})
     short = [r for r in ranges if r["runs"] < r["finished_jobs"]]
     jobs = sum(r["finished_jobs"] for r in ranges)
     if not short:
@@ -31,7 +33,7 @@ def backfill_complete(probe: Probe) -> Outcome:
     first = short[0]
     sample = probe.rows(query("backfill", "missing_in_range"),
                         {"lo": first["range_start"], "hi": first["range_end"],
-                         "until_id": int(until), "limit": MAX_EVIDENCE // 2})
+                         "until_id": int(until), "limit": MAX_EVIDENCE // 2, **SQL_ESCAPE_PARAMS})
     evidence = [{"range": f"{r['range_start']}-{r['range_end']}", **r} for r in short]
     evidence = evidence[: MAX_EVIDENCE - len(sample)] + [{"missing_job": s} for s in sample]
     return Outcome(Verdict.FAIL, f"{missing} of {jobs} finished job(s) up to id {until} have no "
